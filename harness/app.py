@@ -1,0 +1,88 @@
+"""The command-line app: ``python -m harness`` (also the ``harness`` script).
+
+Each Hydra job validates its whole config first, then runs one experiment and
+writes one record (``record.parquet``) into its output directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import hydra
+import jax
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from harness import records, variance
+from harness.config import EXPERIMENTS, run_settings
+from harness.errors import check_choice
+from harness.models import build_model
+
+log = logging.getLogger("harness")
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+def _variance_job(container: dict):
+    settings = run_settings(container, variance.VARIANCE_ESTIMATORS)
+    model = build_model(container["model"], settings.dtype)
+    return settings, model, lambda: variance.run(model, settings, progress=True)
+
+
+JOBS = {"variance": _variance_job}
+
+
+def run_job(cfg: DictConfig, output_dir: str | Path) -> Path:
+    """Validates ``cfg``, runs its experiment and writes the record.
+
+    Returns the record's path.
+    """
+    jax.config.update("jax_enable_x64", True)
+    container = OmegaConf.to_container(cfg, resolve=True)
+    experiment = check_choice(container.get("experiment"), "experiment", EXPERIMENTS)
+    settings, model, work = JOBS[experiment](container)
+
+    device = jax.devices()[0]
+    log.info(
+        "start %s: model=%s d=%d estimators=%s S=%d seeds=%d precision=%s on %s "
+        "(jax %s)",
+        experiment,
+        model.name,
+        model.dim,
+        ",".join(settings.estimators),
+        settings.num_samples,
+        settings.num_seeds,
+        settings.precision,
+        device.platform,
+        jax.__version__,
+    )
+    started = time.perf_counter()
+    table = work()
+    wall = time.perf_counter() - started
+
+    meta = records.provenance(settings.seed)
+    flat = records.flatten(container)
+    for key, value in {**flat, **meta}.items():
+        if key not in table.columns:
+            table[key] = value
+    table["experiment"] = experiment
+    table["wall_seconds"] = wall
+    path = Path(output_dir) / records.RECORD_NAME
+    records.write_record(
+        path,
+        table,
+        {"config": container, "provenance": meta, "experiment": experiment},
+    )
+    log.info("done in %.1f s: %s", wall, path)
+    return path
+
+
+@hydra.main(version_base=None, config_path=CONF_DIR, config_name="config")
+def _hydra_main(cfg: DictConfig) -> None:
+    run_job(cfg, HydraConfig.get().runtime.output_dir)
+
+
+def main() -> None:
+    """Entry point of ``python -m harness`` and the ``harness`` script."""
+    _hydra_main()

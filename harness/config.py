@@ -1,0 +1,137 @@
+"""Validation of the run config into typed settings, before any work starts.
+
+Every check raises :class:`harness.errors.ConfigError` with the setting, the
+value given and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+
+from harness import estimators as estimators_lib
+from harness import variational
+from harness.errors import ConfigError, check_choice, check_float, check_int
+
+PRECISIONS = {"float32": jnp.float32, "float64": jnp.float64}
+EXPERIMENTS = ("variance",)
+
+
+@dataclasses.dataclass(frozen=True)
+class VariationalSettings:
+    """The variational family's settings and the evaluation point.
+
+    ``μ = μ_ref + mean_offset · 1``; ``σ = scale · 1``, or ``σ_i = (−H_ii)^{-1/2}``
+    at the reference mean when ``scale == "laplace"``.
+    """
+
+    parameterization: str
+    entropy: str
+    mean_offset: float
+    scale: float | str
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """Settings shared by the experiments."""
+
+    experiment: str
+    estimators: tuple[str, ...]
+    num_samples: int
+    num_seeds: int
+    chunk_size: int
+    seed: int
+    precision: str
+    variational: VariationalSettings
+
+    @property
+    def dtype(self):
+        return PRECISIONS[self.precision]
+
+
+def variational_settings(cfg, key: str = "variational") -> VariationalSettings:
+    """Validates a ``variational`` group."""
+    parameterization = check_choice(
+        cfg.get("parameterization"),
+        f"{key}.parameterization",
+        variational.PARAMETERIZATIONS,
+    )
+    entropy = check_choice(
+        cfg.get("entropy"), f"{key}.entropy", estimators_lib.ENTROPY_MODES
+    )
+    mean_offset = check_float(cfg.get("mean_offset"), f"{key}.mean_offset")
+    scale = cfg.get("scale")
+    if scale != "laplace":
+        try:
+            scale = check_float(scale, f"{key}.scale", greater_than=0)
+        except ConfigError:
+            raise ConfigError(
+                f"{key}.scale={scale!r} is not allowed: expected a finite number > 0 "
+                "or laplace"
+            ) from None
+    return VariationalSettings(parameterization, entropy, mean_offset, scale)
+
+
+def resolve_estimators(value, num_samples: int, allowed) -> tuple[str, ...]:
+    """``"all"`` becomes every estimator in ``allowed`` that applies at ``S``.
+
+    An estimator listed explicitly must be in ``allowed`` and defined at ``S``.
+    """
+    if value in (None, "all"):
+        names = [
+            name
+            for name in allowed
+            if num_samples >= estimators_lib.make_estimator(name).min_samples
+        ]
+        return tuple(names)
+    if isinstance(value, str):
+        value = [value]
+    try:
+        names = list(value)
+    except TypeError:
+        raise ConfigError(
+            f"estimators={value!r} is not allowed: expected all or a list drawn "
+            f"from {', '.join(allowed)}"
+        ) from None
+    if not names:
+        raise ConfigError(
+            f"estimators={names!r} is not allowed: expected all or a non-empty "
+            f"list drawn from {', '.join(allowed)}"
+        )
+    for name in names:
+        if name not in allowed:
+            raise ConfigError(
+                f"estimators: {name!r} is not allowed: expected names from "
+                f"{', '.join(allowed)}"
+            )
+        needed = estimators_lib.make_estimator(name).min_samples
+        if num_samples < needed:
+            raise ConfigError(
+                f"num_samples={num_samples} is not allowed with estimator {name}: "
+                f"it needs num_samples ≥ {needed}"
+            )
+    if len(set(names)) != len(names):
+        raise ConfigError(f"estimators={names!r} is not allowed: names repeat")
+    return tuple(names)
+
+
+def run_settings(cfg, allowed_estimators) -> RunSettings:
+    """Validates the top-level settings of a run."""
+    experiment = cfg.get("experiment")
+    num_samples = check_int(cfg.get("num_samples"), "num_samples", 1)
+    num_seeds = check_int(cfg.get("num_seeds"), "num_seeds", 2)
+    chunk_size = check_int(cfg.get("chunk_size"), "chunk_size", 1)
+    seed = check_int(cfg.get("seed"), "seed", 0)
+    precision = check_choice(cfg.get("precision"), "precision", tuple(PRECISIONS))
+    names = resolve_estimators(cfg.get("estimators"), num_samples, allowed_estimators)
+    return RunSettings(
+        experiment=experiment,
+        estimators=names,
+        num_samples=num_samples,
+        num_seeds=num_seeds,
+        chunk_size=chunk_size,
+        seed=seed,
+        precision=precision,
+        variational=variational_settings(cfg.get("variational") or {}),
+    )

@@ -1,0 +1,227 @@
+"""The reducer: ``python -m harness.reduce DIR [--out OUT]``.
+
+Gathers every job record under ``DIR`` and writes, under ``OUT`` (default
+``results/``):
+
+- ``variance_table.csv``: long format, one row per job × estimator × block ×
+  component, with a column for each setting that varies across the jobs;
+- ``variance_table.md``: per job and block, each estimator's median and
+  maximum variance ratio to ``rp`` over components, measured and predicted;
+- ``figures/variance_measured_vs_theory.png``: measured against closed-form
+  variance, log-log, with the ``y = x`` line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness import records
+from harness.tables import markdown_table, write_csv
+
+log = logging.getLogger("harness.reduce")
+
+ROW_COLUMNS = [
+    "estimator",
+    "block",
+    "component",
+    "grad_mean",
+    "grad_mean_se",
+    "grad_true",
+    "mc_variance",
+    "mc_variance_se",
+    "theory_variance",
+]
+# Config keys that never describe what was swept.
+NOT_SETTINGS = {"chunk_size", "estimators", "experiment"}
+PROVENANCE = {
+    "harness_version",
+    "jax_version",
+    "device",
+    "device_count",
+    "python_version",
+    "hostname",
+    "finished_at",
+}
+
+
+def load_records(root: Path) -> pd.DataFrame:
+    """Concatenates every record under ``root``, tagging rows with their job."""
+    frames = []
+    for path in records.find_records(root):
+        table, _ = records.read_record(path)
+        table.insert(0, "job", str(path.parent.relative_to(root)) or ".")
+        frames.append(table)
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True)
+
+
+def config_columns(frame: pd.DataFrame) -> list[str]:
+    """Columns that hold config settings (flattened keys)."""
+    config_like = [
+        c
+        for c in frame.columns
+        if "." in c or c in ("num_samples", "num_seeds", "seed", "precision")
+    ]
+    return [c for c in config_like if c not in NOT_SETTINGS and c not in PROVENANCE]
+
+
+def swept_settings(frame: pd.DataFrame) -> list[str]:
+    """Settings whose value differs between jobs, ``model.name`` first."""
+    per_job = frame.groupby("job").first()
+    swept = [
+        c
+        for c in config_columns(frame)
+        if per_job[c].astype(str).nunique(dropna=False) > 1
+    ]
+    return ["model.name"] + [c for c in swept if c != "model.name"]
+
+
+def variance_table(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The long variance table with ratios to ``rp`` on the same job and component."""
+    settings = swept_settings(frame)
+    table = frame[["job", *settings, *ROW_COLUMNS]].copy()
+    keys = ["job", "block", "component"]
+    rp = table[table["estimator"] == "rp"][
+        [*keys, "mc_variance", "theory_variance"]
+    ].rename(columns={"mc_variance": "_rp_mc", "theory_variance": "_rp_theory"})
+    table = table.merge(rp, on=keys, how="left")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        table["ratio_to_rp"] = table["mc_variance"] / table["_rp_mc"]
+        table["theory_ratio_to_rp"] = table["theory_variance"] / table["_rp_theory"]
+    table = table.drop(columns=["_rp_mc", "_rp_theory"])
+    return table, settings
+
+
+def variance_summary(table: pd.DataFrame, settings: list[str]) -> pd.DataFrame:
+    """Per job, block and estimator: median and max ratio to ``rp``."""
+    grouped = table.groupby(["job", *settings, "block", "estimator"], sort=False)
+    summary = grouped.agg(
+        measured_median=("ratio_to_rp", "median"),
+        measured_max=("ratio_to_rp", "max"),
+        predicted_median=("theory_ratio_to_rp", "median"),
+        predicted_max=("theory_ratio_to_rp", "max"),
+    ).reset_index()
+    return summary
+
+
+def variance_markdown(summary: pd.DataFrame, settings: list[str]) -> str:
+    lines = [
+        "# Variance of ELBO-gradient estimators, relative to rp",
+        "",
+        "Each cell is a ratio of marginal variances, estimator over `rp`, on the same "
+        "job, block and component; median and maximum over components. *measured* "
+        "comes from the Monte Carlo seeds, *predicted* from the closed forms under "
+        "the local quadratic expansion (blank where none exists).",
+        "",
+    ]
+    shown = summary.drop(columns=["job"])
+    lines.append(markdown_table(shown))
+    return "\n".join(lines)
+
+
+def variance_figure(table: pd.DataFrame, path: Path) -> Path | None:
+    """Measured against predicted variance, log-log, one colour per estimator."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    known = table.dropna(subset=["theory_variance"])
+    known = known[(known["theory_variance"] > 0) & (known["mc_variance"] > 0)]
+    if known.empty:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5), constrained_layout=True)
+    for ax, block in zip(axes, ("mean", "scale"), strict=True):
+        part = known[known["block"] == block]
+        for name, group in part.groupby("estimator"):
+            ax.scatter(
+                group["theory_variance"],
+                group["mc_variance"],
+                s=8,
+                alpha=0.6,
+                label=name,
+            )
+        if not part.empty:
+            low = min(part["theory_variance"].min(), part["mc_variance"].min())
+            high = max(part["theory_variance"].max(), part["mc_variance"].max())
+            ax.plot([low, high], [low, high], color="black", lw=1, label="y = x")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("closed-form variance (local quadratic)")
+        ax.set_ylabel("measured variance")
+        ax.set_title(f"{block} block")
+        ax.legend()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def reduce_variance(frame: pd.DataFrame, out: Path) -> list[Path]:
+    table, settings = variance_table(frame)
+    summary = variance_summary(table, settings)
+    written = [
+        write_csv(out / "variance_table.csv", table),
+    ]
+    md = out / "variance_table.md"
+    records.atomic_write_text(md, variance_markdown(summary, settings))
+    written.append(md)
+    figure = variance_figure(table, out / "figures" / "variance_measured_vs_theory.png")
+    if figure is not None:
+        written.append(figure)
+    return written
+
+
+REDUCERS = {"variance": reduce_variance}
+
+
+def reduce(root: Path, out: Path) -> list[Path]:
+    """Writes every table and figure for the records under ``root``."""
+    root, out = Path(root), Path(out)
+    if not root.is_dir():
+        raise FileNotFoundError(f"DIR={str(root)!r} is not a directory")
+    frame = load_records(root)
+    if frame.empty:
+        raise FileNotFoundError(
+            f"DIR={str(root)!r} holds no {records.RECORD_NAME}; run the harness first"
+        )
+    written = []
+    for experiment, part in frame.groupby("experiment"):
+        if experiment in REDUCERS:
+            part = part.dropna(axis=1, how="all")
+            written.extend(REDUCERS[experiment](part, out))
+    return written
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m harness.reduce",
+        description="Gather job records into variance tables and figures.",
+    )
+    parser.add_argument("dir", type=Path, help="directory searched for records")
+    parser.add_argument(
+        "--out", type=Path, default=Path("results"), help="output directory"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        written = reduce(args.dir, args.out)
+    except FileNotFoundError as error:
+        print(f"harness.reduce: error: {error}", file=sys.stderr)
+        return 2
+    for path in written:
+        log.info("wrote %s", path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
