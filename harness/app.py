@@ -7,17 +7,20 @@ writes one record (``record.parquet``) into its output directory.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import time
 from pathlib import Path
 
 import hydra
 import jax
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 from harness import records, variance
 from harness.config import EXPERIMENTS, run_settings
-from harness.errors import check_choice
+from harness.errors import ConfigError, check_choice
 from harness.models import build_model
 
 log = logging.getLogger("harness")
@@ -38,6 +41,8 @@ def run_job(cfg: DictConfig, output_dir: str | Path) -> Path:
 
     Returns the record's path.
     """
+    # JAX reports each accelerator plugin it does not find at INFO level.
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     jax.config.update("jax_enable_x64", True)
     container = OmegaConf.to_container(cfg, resolve=True)
     experiment = check_choice(container.get("experiment"), "experiment", EXPERIMENTS)
@@ -84,5 +89,16 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    """Entry point of ``python -m harness`` and the ``harness`` script."""
-    _hydra_main()
+    """Entry point of ``python -m harness`` and the ``harness`` script.
+
+    A bad setting ends the run with exit status 2 and one line on stderr that
+    names the setting, the value given and what is allowed.
+    """
+    # Let exceptions reach this frame instead of Hydra's own report, so that a
+    # bad setting prints one line rather than a trimmed traceback.
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    try:
+        _hydra_main()
+    except (ConfigError, HydraException) as error:
+        print(f"harness: error: {error}", file=sys.stderr)
+        sys.exit(2)
