@@ -19,6 +19,7 @@ run: $(STAMP)
 	$(PY) -m harness +sweep=quadratic_grid hydra.sweep.dir=$(RUN_DIR)/quadratic
 	$(PY) -m harness +sweep=real_data hydra.sweep.dir=$(RUN_DIR)/logistic
 	$(PY) -m harness.reduce $(RUN_DIR) --out $(RESULTS)
+	$(PY) experiments/level_and_gradient.py --out $(RESULTS)
 	@echo "records: $(RUN_DIR)"
 	@echo "tables:  $(RESULTS)/variance_table.md, $(RESULTS)/variance_table.csv"
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from harness import records
-from harness.tables import markdown_table, write_csv
+from harness.tables import format_value, markdown_table, write_csv
 
 log = logging.getLogger("harness.reduce")
 
@@ -99,30 +99,60 @@ def variance_table(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return table, settings
 
 
-def variance_summary(table: pd.DataFrame, settings: list[str]) -> pd.DataFrame:
-    """Per job, block and estimator: median and max ratio to ``rp``."""
-    grouped = table.groupby(["job", *settings, "block", "estimator"], sort=False)
-    summary = grouped.agg(
-        measured_median=("ratio_to_rp", "median"),
-        measured_max=("ratio_to_rp", "max"),
-        predicted_median=("theory_ratio_to_rp", "median"),
-        predicted_max=("theory_ratio_to_rp", "max"),
-    ).reset_index()
-    return summary
+def _pair(measured: float, predicted: float) -> str:
+    text = format_value(float(measured))
+    if not np.isnan(predicted):
+        text += f" ({format_value(float(predicted))})"
+    return text
 
 
-def variance_markdown(summary: pd.DataFrame, settings: list[str]) -> str:
+def variance_summary(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per model: one row per job and block, two columns per estimator.
+
+    Each cell holds the measured ratio to ``rp`` with the predicted one in
+    brackets: the median over components, and the maximum.
+    """
+    summaries = {}
+    for model, part in table.groupby("model.name", sort=True):
+        part = part.dropna(axis=1, how="all")
+        settings = [c for c in swept_settings(part) if c != "model.name"]
+        estimators = [e for e in part["estimator"].unique() if e != "rp"]
+        rows = []
+        for (job, block), group in part.groupby(["job", "block"], sort=False):
+            row = {c: group[c].iloc[0] for c in settings}
+            row["block"] = block
+            for name in estimators:
+                est = group[group["estimator"] == name]
+                if est.empty:
+                    row[f"{name} median"] = row[f"{name} max"] = ""
+                    continue
+                row[f"{name} median"] = _pair(
+                    est["ratio_to_rp"].median(), est["theory_ratio_to_rp"].median()
+                )
+                row[f"{name} max"] = _pair(
+                    est["ratio_to_rp"].max(), est["theory_ratio_to_rp"].max()
+                )
+            rows.append(row)
+        summary = pd.DataFrame(rows)
+        if settings:
+            summary = summary.sort_values([*settings, "block"], kind="stable")
+        summaries[str(model)] = summary
+    return summaries
+
+
+def variance_markdown(summaries: dict[str, pd.DataFrame]) -> str:
     lines = [
         "# Variance of ELBO-gradient estimators, relative to rp",
         "",
         "Each cell is a ratio of marginal variances, estimator over `rp`, on the same "
-        "job, block and component; median and maximum over components. *measured* "
-        "comes from the Monte Carlo seeds, *predicted* from the closed forms under "
-        "the local quadratic expansion (blank where none exists).",
+        "job, block and component: the median and the maximum over components. The "
+        "first number is measured over the seeds; the one in brackets is predicted "
+        "by the closed forms under the local quadratic expansion (none for "
+        "`sf_loo`). Columns before `block` are the settings that vary between jobs.",
         "",
     ]
-    shown = summary.drop(columns=["job"])
-    lines.append(markdown_table(shown))
+    for model, summary in summaries.items():
+        lines += [f"## {model}", "", markdown_table(summary)]
     return "\n".join(lines)
 
 
@@ -167,13 +197,10 @@ def variance_figure(table: pd.DataFrame, path: Path) -> Path | None:
 
 
 def reduce_variance(frame: pd.DataFrame, out: Path) -> list[Path]:
-    table, settings = variance_table(frame)
-    summary = variance_summary(table, settings)
-    written = [
-        write_csv(out / "variance_table.csv", table),
-    ]
+    table, _ = variance_table(frame)
+    written = [write_csv(out / "variance_table.csv", table)]
     md = out / "variance_table.md"
-    records.atomic_write_text(md, variance_markdown(summary, settings))
+    records.atomic_write_text(md, variance_markdown(variance_summary(table)))
     written.append(md)
     figure = variance_figure(table, out / "figures" / "variance_measured_vs_theory.png")
     if figure is not None:

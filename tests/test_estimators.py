@@ -93,7 +93,7 @@ def test_estimate_gradient_draws_from_the_key():
 
 
 def test_unknown_estimator_and_settings_are_refused():
-    with pytest.raises(ValueError, match="'nope'.*allowed: rp, stl, sf, sf_loo"):
+    with pytest.raises(ValueError, match=r"'nope'.*allowed: rp, stl, sf, sf_loo"):
         estimators.make_estimator("nope")
     with pytest.raises(ValueError, match="parameterization='log'"):
         estimators.make_estimator("rp", parameterization="log")
@@ -101,7 +101,7 @@ def test_unknown_estimator_and_settings_are_refused():
         estimators.make_estimator("rp", entropy="exact")
     loo = estimators.make_estimator("sf_loo")
     params = MeanFieldParams(jnp.zeros(2), jnp.zeros(2))
-    with pytest.raises(ValueError, match="num_samples=1 .*at least 2"):
+    with pytest.raises(ValueError, match=r"num_samples=1 .*at least 2"):
         estimators.estimate_gradient(
             jax.random.key(0), lambda t: -jnp.sum(t**2), params, loo, 1
         )

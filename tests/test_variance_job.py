@@ -100,7 +100,7 @@ def test_laplace_scale_is_refused_where_the_hessian_is_not_negative():
     from harness.models.base import Model
 
     flat = Model("flat", 2, lambda theta, data: jnp.sum(theta**2), (), jnp.zeros(2))
-    with pytest.raises(ConfigError, match="variational.scale='laplace'"):
+    with pytest.raises(ConfigError, match=r"variational\.scale='laplace'"):
         variance.evaluation_point(
             flat, VariationalSettings("log_scale", "analytic", 0.0, "laplace")
         )
