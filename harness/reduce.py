@@ -118,7 +118,7 @@ def variance_summary(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
         settings = [c for c in swept_settings(part) if c != "model.name"]
         estimators = [e for e in part["estimator"].unique() if e != "rp"]
         rows = []
-        for (job, block), group in part.groupby(["job", "block"], sort=False):
+        for (_, block), group in part.groupby(["job", "block"], sort=False):
             row = {c: group[c].iloc[0] for c in settings}
             row["block"] = block
             for name in estimators:
