@@ -157,7 +157,10 @@ def variance_markdown(summaries: dict[str, pd.DataFrame]) -> str:
 
 
 def variance_figure(table: pd.DataFrame, path: Path) -> Path | None:
-    """Measured against predicted variance, log-log, one colour per estimator."""
+    """Measured against predicted variance, log-log.
+
+    One colour per estimator and one marker per model.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -170,13 +173,20 @@ def variance_figure(table: pd.DataFrame, path: Path) -> Path | None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5), constrained_layout=True)
     for ax, block in zip(axes, ("mean", "scale"), strict=True):
         part = known[known["block"] == block]
-        for name, group in part.groupby("estimator"):
+        markers = dict(
+            zip(sorted(part["model.name"].unique()), "o^sDvP*X", strict=False)
+        )
+        colors = {}
+        for (model, name), group in part.groupby(["model.name", "estimator"]):
+            color = colors.setdefault(name, f"C{len(colors)}")
             ax.scatter(
                 group["theory_variance"],
                 group["mc_variance"],
-                s=8,
+                s=10,
                 alpha=0.6,
-                label=name,
+                color=color,
+                marker=markers[model],
+                label=f"{name}, {model}",
             )
         if not part.empty:
             low = min(part["theory_variance"].min(), part["mc_variance"].min())
