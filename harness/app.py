@@ -15,7 +15,7 @@ import jax
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from harness import records, variance
+from harness import convergence, optimizers, records, variance
 from harness.config import EXPERIMENTS, run_settings
 from harness.errors import check_choice
 from harness.models import build_model
@@ -30,7 +30,23 @@ def _variance_job(container: dict):
     return settings, model, lambda: variance.run(model, settings, progress=True)
 
 
-JOBS = {"variance": _variance_job}
+def _convergence_job(container: dict):
+    settings = optimizers.convergence_settings(container)
+    model = build_model(container["model"], settings.run.dtype)
+    optim = settings.optim
+    log.info(
+        "optimizer %s (learning rate %g, %s schedule), %d steps, ELBO every %d",
+        optim.name,
+        optim.learning_rate,
+        optim.schedule,
+        optim.steps,
+        settings.eval_every,
+    )
+    work = lambda: convergence.run(model, settings, progress=True).table  # noqa: E731
+    return settings.run, model, work
+
+
+JOBS = {"variance": _variance_job, "convergence": _convergence_job}
 
 
 def run_job(cfg: DictConfig, output_dir: str | Path) -> Path:
