@@ -49,6 +49,23 @@ def _convergence_job(container: dict):
 JOBS = {"variance": _variance_job, "convergence": _convergence_job}
 
 
+def compose_config(overrides=()) -> dict:
+    """The config of ``python -m harness *overrides`` as a plain dict.
+
+    For callers without the command line, e.g. a benchmark::
+
+        cfg = compose_config(["experiment=convergence", "model=logistic"])
+        settings = optimizers.convergence_settings(cfg)
+        model = build_model(cfg["model"], settings.run.dtype)
+        convergence.run(model, settings)
+    """
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
+        cfg = compose(config_name="config", overrides=list(overrides))
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
 def run_job(cfg: DictConfig, output_dir: str | Path) -> Path:
     """Validates ``cfg``, runs its experiment and writes the record.
 

@@ -373,10 +373,13 @@ def run(
 ) -> ConvergenceResult:
     """Runs every estimator of ``settings`` and returns their traces.
 
-    Callable without Hydra, e.g. for a benchmark::
+    Callable without Hydra's app, e.g. for a benchmark (enable x64 first, as
+    the command line does, for float64 statistics)::
 
-        settings = optimizers.convergence_settings(config_dict)
-        model = models.build_model(config_dict["model"], settings.run.dtype)
+        jax.config.update("jax_enable_x64", True)
+        cfg = app.compose_config(["experiment=convergence", "model=logistic"])
+        settings = optimizers.convergence_settings(cfg)
+        model = models.build_model(cfg["model"], settings.run.dtype)
         result = convergence.run(model, settings)
 
     Args:

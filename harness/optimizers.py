@@ -129,11 +129,17 @@ def check_optimizer(optim: OptimizerSettings) -> optax.GradientTransformation:
     try:
         optimizer = make_optimizer(optim)
     except Exception as error:  # the factory's own complaint, reworded
+        complaint = f"{type(error).__name__}: {error}"
+        if optim.options:
+            raise ConfigError(
+                f"optim.options={optim.options!r} is not allowed with "
+                f"optim.name={name!r}: optax.{name}(learning_rate=..., **options) "
+                f"fails ({complaint}); expected keyword arguments of optax.{name}"
+            ) from None
         raise ConfigError(
-            f"optim.name={name!r} is not allowed with optim.options="
-            f"{optim.options!r}: optax.{name}(learning_rate=..., **options) fails "
-            f"({type(error).__name__}: {error}); expected an optax optimizer "
-            f"factory, such as {EXAMPLES}"
+            f"optim.name={name!r} is not allowed: optax.{name}(learning_rate=...) "
+            f"fails ({complaint}); expected an optax optimizer factory, such as "
+            f"{EXAMPLES}"
         ) from None
     if not isinstance(optimizer, optax.GradientTransformation):
         raise ConfigError(

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from harness import app, records
 from harness.convergence_report import convergence_summary, with_gaps
@@ -57,18 +57,17 @@ def test_cli_sweep_and_reducer(tmp_path):
     assert (table["grad_evals_per_step"] == 3).all()
 
     # A logistic job in-process, whose ELBO is estimated on fixed draws.
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
-        cfg = compose(
-            config_name="config",
-            overrides=[
-                "experiment=convergence",
-                "model=logistic",
-                "model.num_data=20",
-                "estimators=[rp,sf]",
-                *[o for o in TINY if not o.startswith("model.dim")],
-            ],
-        )
-    app.run_job(cfg, tmp_path / "records" / "logistic")
+    container = app.compose_config(
+        [
+            "experiment=convergence",
+            "model=logistic",
+            "model.num_data=20",
+            "estimators=[rp,sf]",
+            *[o for o in TINY if not o.startswith("model.dim")],
+        ]
+    )
+    assert container["num_seeds"] == 3 and container["experiment"] == "convergence"
+    app.run_job(OmegaConf.create(container), tmp_path / "records" / "logistic")
 
     out = tmp_path / "results"
     assert reduce_main([str(tmp_path / "records"), "--out", str(out)]) == 0
