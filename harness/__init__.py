@@ -9,7 +9,11 @@ See the README for the command line; the modules are:
 - :mod:`harness.stats`: numerically stable moments with standard errors;
 - :mod:`harness.models`: targets and their registry;
 - :mod:`harness.variance`: the vectorized variance experiment;
-- :mod:`harness.reduce`: tables and figures from the records of many jobs.
+- :mod:`harness.convergence`: the vectorized convergence experiment, with its
+  settings and optimizers (:mod:`harness.optimizers`) and the ELBO and
+  distances it records (:mod:`harness.elbo`);
+- :mod:`harness.reduce`: tables and figures from the records of many jobs
+  (:mod:`harness.convergence_report` for the convergence experiment).
 """
 
 __version__ = "0.1.0"

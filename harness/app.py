@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
-from harness import records, variance
+from harness import convergence, optimizers, records, variance
 from harness.config import EXPERIMENTS, run_settings
 from harness.errors import ConfigError, check_choice
 from harness.models import build_model
@@ -33,7 +33,40 @@ def _variance_job(container: dict):
     return settings, model, lambda: variance.run(model, settings, progress=True)
 
 
-JOBS = {"variance": _variance_job}
+def _convergence_job(container: dict):
+    settings = optimizers.convergence_settings(container)
+    model = build_model(container["model"], settings.run.dtype)
+    optim = settings.optim
+    log.info(
+        "optimizer %s (learning rate %g, %s schedule), %d steps, ELBO every %d",
+        optim.name,
+        optim.learning_rate,
+        optim.schedule,
+        optim.steps,
+        settings.eval_every,
+    )
+    work = lambda: convergence.run(model, settings, progress=True).table  # noqa: E731
+    return settings.run, model, work
+
+
+JOBS = {"variance": _variance_job, "convergence": _convergence_job}
+
+
+def compose_config(overrides=()) -> dict:
+    """The config of ``python -m harness *overrides`` as a plain dict.
+
+    For callers without the command line, e.g. a benchmark::
+
+        cfg = compose_config(["experiment=convergence", "model=logistic"])
+        settings = optimizers.convergence_settings(cfg)
+        model = build_model(cfg["model"], settings.run.dtype)
+        convergence.run(model, settings)
+    """
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
+        cfg = compose(config_name="config", overrides=list(overrides))
+    return OmegaConf.to_container(cfg, resolve=True)
 
 
 def run_job(cfg: DictConfig, output_dir: str | Path) -> Path:

@@ -15,7 +15,7 @@ from harness import variational
 from harness.errors import ConfigError, check_choice, check_float, check_int
 
 PRECISIONS = {"float32": jnp.float32, "float64": jnp.float64}
-EXPERIMENTS = ("variance",)
+EXPERIMENTS = ("variance", "convergence")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,10 +73,28 @@ def variational_settings(cfg, key: str = "variational") -> VariationalSettings:
     return VariationalSettings(parameterization, entropy, mean_offset, scale)
 
 
-def resolve_estimators(value, num_samples: int, allowed) -> tuple[str, ...]:
+def _not_allowed(name, allowed, experiment) -> str:
+    """The message for an estimator that this experiment does not run."""
+    message = f"estimators: {name!r} is not allowed"
+    if experiment is not None:
+        message += f" in the {experiment} experiment"
+    known = name in estimators_lib.ESTIMATORS
+    if known and not estimators_lib.make_estimator(name).stateless:
+        message += (
+            ": it carries a state from one optimization step to the next, so the "
+            "variance of a single step is not defined without an optimization "
+            "history"
+        )
+    return message + f"; expected names from {', '.join(allowed)}"
+
+
+def resolve_estimators(
+    value, num_samples: int, allowed, experiment: str | None = None
+) -> tuple[str, ...]:
     """``"all"`` becomes every estimator in ``allowed`` that applies at ``S``.
 
-    An estimator listed explicitly must be in ``allowed`` and defined at ``S``.
+    An estimator listed explicitly must be in ``allowed`` and defined at ``S``;
+    ``experiment`` only words the error messages.
     """
     if value in (None, "all"):
         names = [
@@ -101,10 +119,7 @@ def resolve_estimators(value, num_samples: int, allowed) -> tuple[str, ...]:
         )
     for name in names:
         if name not in allowed:
-            raise ConfigError(
-                f"estimators: {name!r} is not allowed: expected names from "
-                f"{', '.join(allowed)}"
-            )
+            raise ConfigError(_not_allowed(name, allowed, experiment))
         needed = estimators_lib.make_estimator(name).min_samples
         if num_samples < needed:
             raise ConfigError(
@@ -124,7 +139,9 @@ def run_settings(cfg, allowed_estimators) -> RunSettings:
     chunk_size = check_int(cfg.get("chunk_size"), "chunk_size", 1)
     seed = check_int(cfg.get("seed"), "seed", 0)
     precision = check_choice(cfg.get("precision"), "precision", tuple(PRECISIONS))
-    names = resolve_estimators(cfg.get("estimators"), num_samples, allowed_estimators)
+    names = resolve_estimators(
+        cfg.get("estimators"), num_samples, allowed_estimators, experiment
+    )
     return RunSettings(
         experiment=experiment,
         estimators=names,

@@ -22,6 +22,14 @@ single-draw estimates at ``θ_s = μ + σ ∘ ε_s`` and is unbiased for ``∇_�
 ``sf_loo``
   ``sf`` with a leave-one-out baseline [kool2019]: each bracket minus the mean
   of the other ``S − 1`` brackets, which keeps it unbiased. Needs ``S ≥ 2``.
+``sf_cv``
+  ``sf`` with the score itself as a control variate, one coefficient per
+  component, fitted on the other ``S − 1`` draws (see
+  :func:`score_function_cv`). Needs ``S ≥ 3``.
+``sf_ma``
+  ``sf`` with a moving-average baseline carried in the estimator state from
+  one optimization step to the next (see :func:`score_function_ma`); it is
+  stateful, so it belongs to the convergence experiment only.
 
 Estimators are pure functions of the parameters and one :class:`Evaluation`
 (the noise, and ``log h`` and its gradient at the draws), so that many
@@ -242,11 +250,128 @@ def score_function_loo(parameterization: str, entropy: str) -> GradientEstimator
     )
 
 
+def leave_one_out_coefficient(scores: Array, brackets: Array) -> Array:
+    """Per draw and component, ``Σ_{t≠s} w_t u_t² / Σ_{t≠s} u_t²``.
+
+    ``scores`` has shape ``(S, d)`` and ``brackets`` shape ``(S,)``. The
+    coefficient for draw ``s`` reads only the other draws; it is set to zero
+    where their scores all vanish.
+    """
+    squares = scores**2
+    weighted = brackets[:, None] * squares
+    numerator = jnp.sum(weighted, axis=0) - weighted
+    denominator = jnp.sum(squares, axis=0) - squares
+    safe = jnp.where(denominator > 0, denominator, 1.0)
+    return jnp.where(denominator > 0, numerator / safe, 0.0)
+
+
+def _score_with_control_variate(score_block, brackets):
+    coefficient = leave_one_out_coefficient(score_block, brackets)
+    return jnp.mean(score_block * (brackets[:, None] - coefficient), axis=0)
+
+
+def score_function_cv(parameterization: str, entropy: str) -> GradientEstimator:
+    """The score-function estimator with a fitted control variate, ``sf_cv``.
+
+    Per component ``j`` with score ``u_sj = ∂_j log q_λ(θ_s)`` and bracket
+    ``w_s``, the estimate is
+
+        ĝ_j = 1/S Σ_s u_sj (w_s − c_j^{(−s)}),
+        c_j^{(−s)} = Σ_{t≠s} w_t u_tj² / Σ_{t≠s} u_tj²,
+
+    plus the exact entropy term when the entropy is analytic. The control
+    variate is the score itself, whose mean is zero, and ``c_j^{(−s)}`` is the
+    least-squares coefficient of ``u_j w`` on ``u_j`` (through the origin,
+    since ``E[u_j] = 0`` is known), fitted on the other ``S − 1`` draws. Being
+    independent of draw ``s``, it leaves the estimate unbiased:
+    ``E[u_sj c_j^{(−s)}] = E[u_sj] E[c_j^{(−s)}] = 0`` [mohamed2020, sec. 7].
+    The coefficient is a per-component baseline, an average of the other
+    brackets weighted by ``u_tj²``. With ``S = 2`` it is the other draw's
+    bracket and the estimator is ``sf_loo``, so ``sf_cv`` asks for ``S ≥ 3``.
+    """
+
+    def estimate(params, evaluation, state):
+        brackets = _bracket(params, evaluation, parameterization, entropy)
+        score = variational.score(params, evaluation.noise, parameterization)
+        grad = MeanFieldParams(
+            _score_with_control_variate(score.mean, brackets),
+            _score_with_control_variate(score.scale, brackets),
+        )
+        return _add(grad, _exact_entropy_term(params, parameterization, entropy)), state
+
+    return GradientEstimator(
+        "sf_cv", parameterization, entropy, True, False, 3, True, _no_state, estimate
+    )
+
+
+class MovingAverageState(NamedTuple):
+    """State of ``sf_ma``: an exponential moving average and its total weight.
+
+    Attributes:
+      average: ``m_t = β m_{t−1} + (1 − β) w̄_t``, with ``m_0 = 0``.
+      weight: ``v_t = β v_{t−1} + (1 − β) = 1 − β^t``, with ``v_0 = 0``.
+    """
+
+    average: Array
+    weight: Array
+
+
+def moving_average_baseline(state: MovingAverageState) -> Array:
+    """``b = m / v``, the bias-corrected average of past brackets; 0 before any."""
+    safe = jnp.where(state.weight > 0, state.weight, 1.0)
+    return jnp.where(state.weight > 0, state.average / safe, 0.0)
+
+
+def score_function_ma(
+    parameterization: str, entropy: str, baseline_decay: float = 0.9
+) -> GradientEstimator:
+    """The score-function estimator with a moving-average baseline, ``sf_ma``.
+
+    At step ``t`` the estimate is ``1/S Σ_s ∇_λ log q_λ(θ_s) (w_s − b_{t−1})``
+    (plus the exact entropy term when the entropy is analytic), where
+    ``b_{t−1} = m_{t−1}/v_{t−1}`` is the bias-corrected exponential moving
+    average of the mean brackets ``w̄`` of the earlier steps, with decay
+    ``β = baseline_decay`` (0 at the first step); see
+    :class:`MovingAverageState`. The baseline depends only on earlier draws,
+    so each step is unbiased given the past [williams1992]. The state then
+    absorbs this step's ``w̄_t``. Because the estimate depends on the
+    optimization history, its one-step variance is not defined by ``λ``
+    alone: the estimator is not ``stateless``.
+    """
+    if not 0.0 <= baseline_decay < 1.0:
+        raise ValueError(
+            f"baseline_decay={baseline_decay!r} is not allowed: expected a number "
+            "in [0, 1)"
+        )
+
+    def init(params):
+        zero = jnp.zeros((), dtype=params.mean.dtype)
+        return MovingAverageState(zero, zero)
+
+    def estimate(params, evaluation, state):
+        brackets = _bracket(params, evaluation, parameterization, entropy)
+        weights = brackets - moving_average_baseline(state)
+        grad = _score_weighted(params, evaluation.noise, weights, parameterization)
+        grad = _add(grad, _exact_entropy_term(params, parameterization, entropy))
+        decay = jnp.asarray(baseline_decay, dtype=state.average.dtype)
+        new_state = MovingAverageState(
+            decay * state.average + (1.0 - decay) * jnp.mean(brackets),
+            decay * state.weight + (1.0 - decay),
+        )
+        return grad, new_state
+
+    return GradientEstimator(
+        "sf_ma", parameterization, entropy, True, False, 1, False, init, estimate
+    )
+
+
 ESTIMATORS: dict[str, Callable[..., GradientEstimator]] = {
     "rp": reparameterization,
     "stl": sticking_the_landing,
     "sf": score_function,
     "sf_loo": score_function_loo,
+    "sf_cv": score_function_cv,
+    "sf_ma": score_function_ma,
 }
 
 

@@ -8,7 +8,9 @@ Gathers every job record under ``DIR`` and writes, under ``OUT`` (default
 - ``variance_table.md``: per job and block, each estimator's median and
   maximum variance ratio to ``rp`` over components, measured and predicted;
 - ``figures/variance_measured_vs_theory.png``: measured against closed-form
-  variance, log-log, with the ``y = x`` line.
+  variance, log-log, with the ``y = x`` line;
+- for convergence records, the tables and figures described in
+  :mod:`harness.convergence_report`.
 """
 
 from __future__ import annotations
@@ -218,7 +220,14 @@ def reduce_variance(frame: pd.DataFrame, out: Path) -> list[Path]:
     return written
 
 
-REDUCERS = {"variance": reduce_variance}
+def reduce_convergence(frame: pd.DataFrame, out: Path) -> list[Path]:
+    """The convergence tables and figures (:mod:`harness.convergence_report`)."""
+    from harness import convergence_report
+
+    return convergence_report.reduce_convergence(frame, out)
+
+
+REDUCERS = {"variance": reduce_variance, "convergence": reduce_convergence}
 
 
 def reduce(root: Path, out: Path) -> list[Path]:
@@ -242,7 +251,7 @@ def reduce(root: Path, out: Path) -> list[Path]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m harness.reduce",
-        description="Gather job records into variance tables and figures.",
+        description="Gather job records into tables and figures.",
     )
     parser.add_argument("dir", type=Path, help="directory searched for records")
     parser.add_argument(

@@ -29,7 +29,7 @@ from harness.variational import MeanFieldParams
 
 log = logging.getLogger(__name__)
 BLOCKS = ("mean", "scale")
-VARIANCE_ESTIMATORS = ("rp", "stl", "sf", "sf_loo")
+VARIANCE_ESTIMATORS = ("rp", "stl", "sf", "sf_loo", "sf_cv")
 
 
 def laplace_std(model: Model) -> jax.Array:

@@ -36,6 +36,8 @@ class Model:
       expected_log_joint_fn: optional ``(μ, σ, data) ↦ E_q[log h(θ)]`` in
         closed form, which gives the exact ELBO and its gradient.
       optimum: optional ``(μ*, σ*)`` maximizing the mean-field ELBO.
+      log_normalizer: optional ``log Z = log ∫ h(θ) dθ`` in closed form (a
+        float), which gives ``KL(q ‖ p) = log Z − L(λ)`` for ``p = h/Z``.
     """
 
     name: str
@@ -45,6 +47,7 @@ class Model:
     reference_mean: Array
     expected_log_joint_fn: Callable[[Array, Array, Any], Array] | None = None
     optimum: tuple[Array, Array] | None = None
+    log_normalizer: float | None = None
 
     def log_joint(self, theta: Array) -> Array:
         """``log h(θ)`` with this model's data."""

@@ -29,6 +29,13 @@ def precision_matrix(
     return (q * eigenvalues) @ q.T
 
 
+def log_normalizer(precision: np.ndarray, offset: float) -> float:
+    """``log Z = a + (d/2) log 2π − ½ log |P|``, in float64."""
+    _, log_det = np.linalg.slogdet(precision)
+    dim = precision.shape[0]
+    return float(offset + 0.5 * dim * np.log(2.0 * np.pi) - 0.5 * log_det)
+
+
 def log_joint_fn(theta, data):
     """``a − ½ (θ − θ*)ᵀ P (θ − θ*)``."""
     delta = theta - data["center"]
@@ -48,7 +55,8 @@ def build(cfg, dtype) -> Model:
     """Builds the quadratic model from its config group (validated here).
 
     The mean-field optimum of a Gaussian target is ``μ* = θ*`` and
-    ``σ*_i = P_ii^{-1/2}`` [mackay2003, ch. 33].
+    ``σ*_i = P_ii^{-1/2}`` [mackay2003, ch. 33]. The normalizer is the Gaussian
+    integral ``Z = ∫ h = e^a (2π)^{d/2} |P|^{-1/2}``.
     """
     dim = check_int(cfg.get("dim"), "model.dim", 1)
     curvature = check_float(cfg.get("curvature"), "model.curvature", greater_than=0)
@@ -74,4 +82,5 @@ def build(cfg, dtype) -> Model:
         reference_mean=data["center"],
         expected_log_joint_fn=expected_log_joint_fn,
         optimum=(data["center"], optimum_std),
+        log_normalizer=log_normalizer(precision, offset),
     )
