@@ -95,8 +95,8 @@ def test_smoke_run_and_reduce(tmp_path):
     assert result.returncode == 0, result.stderr
     record = tmp_path / "runs" / "one" / "record.parquet"
     table = pd.read_parquet(record)
-    assert set(table["estimator"]) == {"rp", "stl", "sf", "sf_loo"}
-    assert len(table) == 4 * 2 * 2
+    assert set(table["estimator"]) == {"rp", "stl", "sf", "sf_loo", "sf_cv"}
+    assert len(table) == 5 * 2 * 2
     assert {"jax_version", "harness_version", "device", "seed"} <= set(table.columns)
 
     written = reduce.reduce(tmp_path / "runs", tmp_path / "results")
