@@ -15,7 +15,7 @@ import jax
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from harness import records, variance
+from harness import records, theory_check, variance
 from harness.config import EXPERIMENTS, run_settings
 from harness.errors import check_choice
 from harness.models import build_model
@@ -30,7 +30,18 @@ def _variance_job(container: dict):
     return settings, model, lambda: variance.run(model, settings, progress=True)
 
 
-JOBS = {"variance": _variance_job}
+def _theory_check_job(container: dict):
+    settings = run_settings(container, variance.VARIANCE_ESTIMATORS)
+    path = theory_check.path_settings(container.get("theory_check"))
+    model = build_model(container["model"], settings.dtype)
+    return (
+        settings,
+        model,
+        lambda: theory_check.run(model, settings, path, progress=True),
+    )
+
+
+JOBS = {"variance": _variance_job, "theory_check": _theory_check_job}
 
 
 def run_job(cfg: DictConfig, output_dir: str | Path) -> Path:

@@ -8,7 +8,9 @@ Gathers every job record under ``DIR`` and writes, under ``OUT`` (default
 - ``variance_table.md``: per job and block, each estimator's median and
   maximum variance ratio to ``rp`` over components, measured and predicted;
 - ``figures/variance_measured_vs_theory.png``: measured against closed-form
-  variance, log-log, with the ``y = x`` line.
+  variance, log-log, with the ``y = x`` line;
+- for ``experiment=theory_check`` records, the files listed in
+  :mod:`harness.theory_tables` (``theory_vs_practice.*``, ``data_size.*``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import pandas as pd
 
 from harness import records
 from harness.tables import markdown_table, write_csv
+from harness.theory_tables import reduce_theory_check
 
 log = logging.getLogger("harness.reduce")
 
@@ -181,7 +184,7 @@ def reduce_variance(frame: pd.DataFrame, out: Path) -> list[Path]:
     return written
 
 
-REDUCERS = {"variance": reduce_variance}
+REDUCERS = {"variance": reduce_variance, "theory_check": reduce_theory_check}
 
 
 def reduce(root: Path, out: Path) -> list[Path]:
