@@ -14,13 +14,16 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,launchers]'
 	touch $(STAMP)
 
-## The default sweep (quadratic grid and logistic regression), then the reducer.
+## The default sweep (quadratic grid, logistic regression, and theory against
+## practice on eight schools and the mixed model), then the reducer.
 run: $(STAMP)
 	$(PY) -m harness +sweep=quadratic_grid hydra.sweep.dir=$(RUN_DIR)/quadratic
 	$(PY) -m harness +sweep=real_data hydra.sweep.dir=$(RUN_DIR)/logistic
+	$(PY) -m harness +sweep=theory_check model=eight_schools,glmm theory_check.num_steps=200 hydra.sweep.dir=$(RUN_DIR)/theory_check
 	$(PY) -m harness.reduce $(RUN_DIR) --out $(RESULTS)
 	@echo "records: $(RUN_DIR)"
 	@echo "tables:  $(RESULTS)/variance_table.md, $(RESULTS)/variance_table.csv"
+	@echo "theory:  $(RESULTS)/theory_vs_practice.md, $(RESULTS)/figures/theory_vs_practice.png"
 
 ## The test suite.
 test: $(STAMP)

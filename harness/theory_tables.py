@@ -173,23 +173,30 @@ def theory_figure(frame: pd.DataFrame, path: Path) -> Path | None:
         constrained_layout=True,
     )
     markers = {"mean": "o", "scale": "^"}
+    colours = {"rp": "C0", "stl": "C2", "sf": "C1"}
     for ax, model in zip(axes.flat, models, strict=False):
         part = known[known["model"] == model]
-        for e, (name, group) in enumerate(part.groupby("estimator")):
+        # sf first and rp last, so that rp is drawn over stl where they agree.
+        for name in ("sf", "stl", "rp"):
+            group = part[part["estimator"] == name]
             for block, marker in markers.items():
                 cells = group[group["block"] == block]
                 ax.scatter(
                     cells["theory_variance"],
                     cells["mc_variance"],
-                    s=9,
-                    alpha=0.5,
+                    s=10,
+                    alpha=0.45,
                     marker=marker,
-                    color=f"C{e}",
+                    color=colours.get(name, "C3"),
                     label=f"{name} ({block})",
                 )
-        low = min(part["theory_variance"].min(), part["mc_variance"].min())
-        high = max(part["theory_variance"].max(), part["mc_variance"].max())
+        values = np.concatenate([part["theory_variance"], part["mc_variance"]])
+        # Limits from the 0.5% and 100% quantiles: a few predictions near zero
+        # (stl where A + I nearly vanishes) would otherwise squash the panel.
+        low, high = np.quantile(values, 0.005) / 2, values.max() * 2
         ax.plot([low, high], [low, high], color="black", lw=1, label="y = x")
+        ax.set_xlim(low, high)
+        ax.set_ylim(low, high)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(model, fontsize=10)
@@ -199,7 +206,11 @@ def theory_figure(frame: pd.DataFrame, path: Path) -> Path | None:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     axes.flat[0].legend(handles, labels, fontsize=7, loc="upper left")
-    fig.suptitle("Every path point and component; marker: block", fontsize=10)
+    fig.suptitle(
+        "Measured against predicted marginal variance: every path point and "
+        "component (circles: mean block, triangles: scale block)",
+        fontsize=10,
+    )
     _save(fig, path)
     plt.close(fig)
     return path
@@ -247,7 +258,7 @@ def data_size_figure(table: pd.DataFrame, path: Path) -> Path:
     table["rows"] = table["num_data"].astype(int)
     points = sorted(table["path_point"].unique())
     shown = [points[0], points[-1]] if len(points) > 1 else points
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), constrained_layout=True)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.4), constrained_layout=True)
     for c, (point, block) in enumerate(
         (p, b) for p in shown for b in ("mean", "scale")
     ):
@@ -276,17 +287,17 @@ def data_size_figure(table: pd.DataFrame, path: Path) -> Path:
                 color=f"C{c}",
                 label=f"{name}, {label}",
             )
-    left.set_xscale("log")
-    left.set_yscale("log")
-    left.set_xlabel("rows N")
+    sizes = sorted(table["rows"].unique())
+    for ax in (left, right):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.minorticks_off()
+        ax.set_xlabel("rows N")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     left.set_ylabel("median over components of Var[sf] / Var[rp]")
-    left.legend(fontsize=7)
     right.axhline(1.0, color="black", lw=1)
-    right.set_xscale("log")
-    right.set_yscale("log")
-    right.set_xlabel("rows N")
     right.set_ylabel("median of measured / predicted variance")
-    right.legend(fontsize=7)
     fig.suptitle("Logistic regression on breast_cancer against data size", fontsize=10)
     _save(fig, path)
     plt.close(fig)
