@@ -9,6 +9,8 @@ See the README for the command line; the modules are:
 - :mod:`harness.stats`: numerically stable moments with standard errors;
 - :mod:`harness.models`: targets and their registry;
 - :mod:`harness.variance`: the vectorized variance experiment;
+- :mod:`harness.theory_check`: closed forms against measurement along an
+  optimization path;
 - :mod:`harness.reduce`: tables and figures from the records of many jobs.
 """
 

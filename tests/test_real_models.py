@@ -31,13 +31,6 @@ MODELS = {
     "eight_schools_noncentered": ["model=eight_schools"],
     "glmm": ["model=glmm"],
     "bnn": ["model=bnn", "model.hidden=3", "model.num_data=50"],
-    "numpyro": [
-        "model=numpyro",
-        "model.target=harness.models.numpyro_models:eight_schools_noncentered",
-        "+model.data.estimates=[1.0,2.0,-1.0]",
-        "+model.data.standard_errors=[1.0,1.5,2.0]",
-        "model.label=three_schools",
-    ],
 }
 
 
@@ -109,7 +102,7 @@ def test_app_and_reducer_write_theory_tables_and_figure(run_root, tmp_path):
         "sf_gt_rp_predicted",
     ):
         assert column in summary.columns
-    assert {"bnn", "glmm", "three_schools", "banana"} <= set(
+    assert {"bnn", "glmm", "eight_schools", "banana"} <= set(
         m.split()[0] for m in summary["model"]
     )
     assert summary["sf_gt_rp_measured"].between(0, 1).all()
@@ -134,6 +127,23 @@ def test_bnn_with_two_thousand_parameters_uses_hessian_vector_products(tmp_path)
     assert table["component"].nunique() == 12 * 167 + 2
     assert set(table["hessian"]) == {"hvp"}
     assert np.all(np.isfinite(table["theory_variance"].dropna()))
+
+
+def test_numpyro_target_from_the_command_line():
+    overrides = [
+        "model=numpyro",
+        "model.target=harness.models.numpyro_models:eight_schools_noncentered",
+        "+model.data.estimates=[1.0,2.0,-1.0]",
+        "+model.data.standard_errors=[1.0,1.5,2.0]",
+        "model.label=three_schools",
+        "model.find_mode=false",
+    ]
+    container = OmegaConf.to_container(compose_config(overrides))
+    model = build_model(container["model"], jnp.float64)
+    # mu, log tau and three eta.
+    assert (model.name, model.dim) == ("three_schools", 5)
+    values = model.constrain_fn(model.reference_mean, model.data)
+    assert values["eta"].shape == (3,) and float(values["tau"]) > 0
 
 
 def test_custom_target_must_return_a_model():
