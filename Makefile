@@ -14,9 +14,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,launchers]'
 	touch $(STAMP)
 
-## The default sweeps (variance: quadratic grid and logistic regression;
-## convergence: both models, fewer seeds on logistic, whose Monte Carlo ELBO
-## dominates the cost on a CPU), then the reducer.
+## The default sweeps, then the reducer and the level-and-gradient figure:
+## variance on the quadratic grid and logistic regression; convergence on both
+## models (fewer seeds on logistic, whose Monte Carlo ELBO dominates the cost on
+## a CPU); theory against practice on eight schools and the mixed model.
 run: $(STAMP)
 	$(PY) -m harness +sweep=quadratic_grid hydra.sweep.dir=$(RUN_DIR)/quadratic
 	$(PY) -m harness +sweep=real_data hydra.sweep.dir=$(RUN_DIR)/logistic
@@ -24,11 +25,14 @@ run: $(STAMP)
 		model.condition_number=10 hydra.sweep.dir=$(RUN_DIR)/convergence_quadratic
 	$(PY) -m harness +sweep=convergence_default model=logistic model.num_data=100 \
 		num_seeds=64 hydra.sweep.dir=$(RUN_DIR)/convergence_logistic
+	$(PY) -m harness +sweep=theory_check model=eight_schools,glmm \
+		theory_check.num_steps=200 hydra.sweep.dir=$(RUN_DIR)/theory_check
 	$(PY) -m harness.reduce $(RUN_DIR) --out $(RESULTS)
 	$(PY) experiments/level_and_gradient.py --out $(RESULTS)
 	@echo "records: $(RUN_DIR)"
 	@echo "tables:  $(RESULTS)/variance_table.md, $(RESULTS)/variance_table.csv"
 	@echo "         $(RESULTS)/convergence_table.md, $(RESULTS)/convergence_table.csv"
+	@echo "theory:  $(RESULTS)/theory_vs_practice.md, $(RESULTS)/figures/theory_vs_practice.png"
 
 ## The test suite.
 test: $(STAMP)

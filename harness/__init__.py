@@ -14,6 +14,9 @@ See the README for the command line; the modules are:
   distances it records (:mod:`harness.elbo`);
 - :mod:`harness.reduce`: tables and figures from the records of many jobs
   (:mod:`harness.convergence_report` for the convergence experiment).
+- :mod:`harness.theory_check`: closed forms against measurement along an
+  optimization path;
+- :mod:`harness.reduce`: tables and figures from the records of many jobs.
 """
 
 __version__ = "0.1.0"

@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
-from harness import convergence, optimizers, records, variance
+from harness import convergence, optimizers, records, theory_check, variance
 from harness.config import EXPERIMENTS, run_settings
 from harness.errors import ConfigError, check_choice
 from harness.models import build_model
@@ -49,9 +49,6 @@ def _convergence_job(container: dict):
     return settings.run, model, work
 
 
-JOBS = {"variance": _variance_job, "convergence": _convergence_job}
-
-
 def compose_config(overrides=()) -> dict:
     """The config of ``python -m harness *overrides`` as a plain dict.
 
@@ -67,6 +64,24 @@ def compose_config(overrides=()) -> dict:
     with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
         cfg = compose(config_name="config", overrides=list(overrides))
     return OmegaConf.to_container(cfg, resolve=True)
+
+
+def _theory_check_job(container: dict):
+    settings = run_settings(container, variance.VARIANCE_ESTIMATORS)
+    path = theory_check.path_settings(container.get("theory_check"))
+    model = build_model(container["model"], settings.dtype)
+    return (
+        settings,
+        model,
+        lambda: theory_check.run(model, settings, path, progress=True),
+    )
+
+
+JOBS = {
+    "variance": _variance_job,
+    "convergence": _convergence_job,
+    "theory_check": _theory_check_job,
+}
 
 
 def run_job(cfg: DictConfig, output_dir: str | Path) -> Path:

@@ -15,7 +15,7 @@ from harness import variational
 from harness.errors import ConfigError, check_choice, check_float, check_int
 
 PRECISIONS = {"float32": jnp.float32, "float64": jnp.float64}
-EXPERIMENTS = ("variance", "convergence")
+EXPERIMENTS = ("variance", "convergence", "theory_check")
 
 
 @dataclasses.dataclass(frozen=True)

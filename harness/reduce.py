@@ -11,6 +11,8 @@ Gathers every job record under ``DIR`` and writes, under ``OUT`` (default
   variance, log-log, with the ``y = x`` line;
 - for convergence records, the tables and figures described in
   :mod:`harness.convergence_report`.
+- for ``experiment=theory_check`` records, the files listed in
+  :mod:`harness.theory_tables` (``theory_vs_practice.*``, ``data_size.*``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import pandas as pd
 
 from harness import records
 from harness.tables import format_value, markdown_table, write_csv
+from harness.theory_tables import reduce_theory_check
 
 log = logging.getLogger("harness.reduce")
 
@@ -227,7 +230,11 @@ def reduce_convergence(frame: pd.DataFrame, out: Path) -> list[Path]:
     return convergence_report.reduce_convergence(frame, out)
 
 
-REDUCERS = {"variance": reduce_variance, "convergence": reduce_convergence}
+REDUCERS = {
+    "variance": reduce_variance,
+    "convergence": reduce_convergence,
+    "theory_check": reduce_theory_check,
+}
 
 
 def reduce(root: Path, out: Path) -> list[Path]:

@@ -189,3 +189,51 @@ def expected_gradient(quad: ScaledQuadratic, parameterization: str) -> MeanField
     if parameterization == "scale":
         scale = scale / quad.std
     return MeanFieldParams(mean, scale)
+
+
+def hvp_expansion(
+    log_joint, mean: Array, std: Array, *, batch_size: int = 64
+) -> ScaledQuadratic:
+    """The expansion at ``mean`` from Hessian-vector products, never forming ``H``.
+
+    The closed forms read only ``A_ii = σ_i² H_ii`` and
+    ``(A²)_ii = σ_i² Σ_j H_ij² σ_j²``, that is the diagonal of ``H`` and the
+    squared row norms of ``H D`` with ``D = diag σ``. Column ``j`` of ``H D`` is
+    ``σ_j H e_j``, one forward-over-reverse product; the columns are computed
+    ``batch_size`` at a time and only their squares are summed, so memory
+    grows as ``d · batch_size`` rather than ``d²``. The cost is ``d`` products,
+    a few gradient evaluations each, and the result equals
+    :func:`scale_expansion` of the dense Hessian.
+    """
+    dim = mean.shape[0]
+    level, gradient = jax.value_and_grad(log_joint)(mean)
+    grad_fn = jax.grad(log_joint)
+
+    def hvp(vector):
+        return jax.jvp(grad_fn, (mean,), (vector,))[1]
+
+    num_batches = -(-dim // batch_size)
+    padded = num_batches * batch_size
+    columns = jnp.arange(padded).reshape(num_batches, batch_size)
+
+    def accumulate(carry, index):
+        diag, row_sq = carry
+        valid = index < dim
+        safe = jnp.where(valid, index, 0)
+        basis = jax.nn.one_hot(safe, dim, dtype=mean.dtype) * valid[:, None]
+        products = jax.vmap(hvp)(basis)  # rows: H e_j
+        scaled = products * std[safe][:, None]  # σ_j H e_j
+        own = jnp.take_along_axis(products, safe[:, None], axis=1)[:, 0]
+        diag = diag.at[safe].add(jnp.where(valid, own, 0.0))
+        row_sq = row_sq + jnp.sum(scaled**2, axis=0)
+        return (diag, row_sq), None
+
+    zeros = jnp.zeros(dim, dtype=mean.dtype)
+    (hessian_diag, row_sq), _ = jax.lax.scan(accumulate, (zeros, zeros), columns)
+    return ScaledQuadratic(
+        level=jnp.asarray(level),
+        linear=std * gradient,
+        hessian_diag=std**2 * hessian_diag,
+        hessian_sq_diag=std**2 * row_sq,
+        std=std,
+    )

@@ -34,7 +34,8 @@ VARIANCE_ESTIMATORS = ("rp", "stl", "sf", "sf_loo", "sf_cv")
 
 def laplace_std(model: Model) -> jax.Array:
     """``σ_i = (−H_ii)^{-1/2}`` with ``H`` the Hessian at the reference mean."""
-    hessian_diag = jnp.diagonal(jax.hessian(model.log_joint)(model.reference_mean))
+    hessian = jax.jit(lambda mean, data: jax.hessian(model.log_joint_fn)(mean, data))
+    hessian_diag = jnp.diagonal(hessian(model.reference_mean, model.data))
     if not bool(jnp.all(hessian_diag < 0)):
         raise ConfigError(
             "variational.scale='laplace' is not allowed for this model: the "
@@ -111,11 +112,21 @@ def simulate(
     chunk_size: int,
     seed: int,
     progress: bool = False,
+    rng_key: jax.Array | None = None,
+    chunk_fn=None,
 ) -> stats.Moments:
-    """Moments over ``num_seeds`` seeds of every estimator, shape ``(E, 2, d)``."""
+    """Moments over ``num_seeds`` seeds of every estimator, shape ``(E, 2, d)``.
+
+    The seeds' keys fold their index into ``rng_key``, or into
+    ``jax.random.key(seed)`` when no key is given. ``chunk_fn``, from
+    :func:`make_chunk_fn` with ``min(chunk_size, num_seeds)``, lets callers
+    that measure many points of one model compile it once.
+    """
     chunk_size = min(chunk_size, num_seeds)
-    chunk = make_chunk_fn(model, estimators, num_samples, chunk_size)
-    root_key = jax.random.key(seed)
+    if chunk_fn is None:
+        chunk_fn = make_chunk_fn(model, estimators, num_samples, chunk_size)
+    chunk = chunk_fn
+    root_key = jax.random.key(seed) if rng_key is None else rng_key
     moments = empty_moments((len(estimators), 2, model.dim))
     starts = range(0, num_seeds, chunk_size)
     for start in tqdm(starts, desc="seeds", unit="chunk", disable=not progress):
@@ -131,7 +142,12 @@ def theory_variances(model: Model, params, settings: RunSettings, names):
     params64 = jax.tree.map(lambda x: x.astype(jnp.float64), params)
     parameterization = settings.variational.parameterization
     std = variational.std_dev(params64, parameterization)
-    level, gradient, hessian = theory.local_expansion(model64.log_joint, params64.mean)
+    expansion = jax.jit(
+        lambda mean, data: theory.local_expansion(
+            lambda theta: model64.log_joint_fn(theta, data), mean
+        )
+    )
+    level, gradient, hessian = expansion(params64.mean, model64.data)
     quad = theory.scale_expansion(level, gradient, hessian, std)
     result = {}
     for name in names:

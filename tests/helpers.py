@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import jax.numpy as jnp
+from omegaconf import OmegaConf
 
-from harness import variance
+from harness import app, variance
 from harness.config import VariationalSettings
 from harness.models import build_model
 
@@ -70,3 +71,8 @@ def base_config(**overrides):
             target = target[parent]
         target[last] = value
     return cfg
+
+
+def compose_config(overrides: list[str]):
+    """The run config that ``python -m harness OVERRIDES`` would see."""
+    return OmegaConf.create(app.compose_config(overrides))

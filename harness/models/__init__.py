@@ -10,12 +10,25 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from harness.errors import ConfigError
-from harness.models import logistic, quadratic
+from harness.models import (
+    bnn,
+    custom,
+    eight_schools,
+    glmm,
+    logistic,
+    numpyro_adapter,
+    quadratic,
+)
 from harness.models.base import Model, find_mode
 
 BUILDERS: dict[str, Callable] = {
     "quadratic": quadratic.build,
     "logistic": logistic.build,
+    "eight_schools": eight_schools.build,
+    "glmm": glmm.build,
+    "bnn": bnn.build,
+    "numpyro": numpyro_adapter.build,
+    "custom": custom.build,
 }
 
 

@@ -38,6 +38,9 @@ class Model:
       optimum: optional ``(μ*, σ*)`` maximizing the mean-field ELBO.
       log_normalizer: optional ``log Z = log ∫ h(θ) dθ`` in closed form (a
         float), which gives ``KL(q ‖ p) = log Z − L(λ)`` for ``p = h/Z``.
+      constrain_fn: optional ``(θ, data) ↦`` the model's variables in their
+        own (constrained) space, for models defined through transforms such as
+        :mod:`harness.models.numpyro_adapter`.
     """
 
     name: str
@@ -48,6 +51,7 @@ class Model:
     expected_log_joint_fn: Callable[[Array, Array, Any], Array] | None = None
     optimum: tuple[Array, Array] | None = None
     log_normalizer: float | None = None
+    constrain_fn: Callable[[Array, Any], Any] | None = None
 
     def log_joint(self, theta: Array) -> Array:
         """``log h(θ)`` with this model's data."""
@@ -107,7 +111,7 @@ def find_mode(
     init_state = solver.init(init)
     carry = (init, init_state, jnp.asarray(jnp.inf, init.dtype))
     theta, _, _ = jax.jit(lambda c: jax.lax.while_loop(not_done, step, c))(carry)
-    if not np.isfinite(float(log_joint(theta))):
+    if not np.isfinite(float(jax.jit(log_joint)(theta))):
         raise ConfigError(
             "the log-joint is not finite at the mode found by L-BFGS; "
             "check the model's data and settings"

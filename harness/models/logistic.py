@@ -12,9 +12,13 @@ import math
 import jax
 import jax.numpy as jnp
 
-from harness.errors import ConfigError, check_float, check_int
+from harness.errors import ConfigError, check_choice, check_float, check_int
 from harness.models import datasets
 from harness.models.base import Model, find_mode
+
+# jax: the hand-written log-joint below; numpyro: the same model written in
+# NumPyro (harness.models.numpyro_models.logistic_regression) through the adapter.
+BACKENDS = ("jax", "numpyro")
 
 
 def log_joint_fn(beta, data):
@@ -52,6 +56,13 @@ def build(cfg, dtype) -> Model:
         "targets": jnp.asarray(targets, dtype=jnp.float64),
         "prior_scale": jnp.asarray(prior_scale, dtype=jnp.float64),
     }
+    backend = check_choice(cfg.get("backend", "jax"), "model.backend", BACKENDS)
+    if backend == "numpyro":
+        from harness.models import numpyro_models
+        from harness.models.numpyro_adapter import from_numpyro
+
+        model = from_numpyro(numpyro_models.logistic_regression, data, name="logistic")
+        return model.astype(dtype)
     dim = data["features"].shape[1]
     mode = find_mode(lambda beta: log_joint_fn(beta, data), jnp.zeros(dim))
     model = Model(
