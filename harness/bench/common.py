@@ -86,7 +86,14 @@ def logistic(dtype=jnp.float32):
 
 
 def harness_seconds(
-    model, names, *, num_samples, num_seeds, entropy="analytic", chunk_size=1000
+    model,
+    names,
+    *,
+    num_samples,
+    num_seeds,
+    entropy="analytic",
+    chunk_size=1000,
+    repeats=3,
 ):
     """Warm seconds of :func:`harness.variance.simulate` for ``names``."""
     point = dataclasses.replace(POINT, entropy=entropy)
@@ -101,7 +108,8 @@ def harness_seconds(
             num_seeds=num_seeds,
             chunk_size=chunk_size,
             seed=0,
-        )
+        ),
+        repeats,
     )
 
 

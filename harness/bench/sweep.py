@@ -112,7 +112,7 @@ def _child(num_seeds: int, cache_dir: str) -> dict:
 
 
 def run(quick: bool) -> list[Row]:
-    num_seeds = 100 if quick else 1_000
+    num_seeds = 100 if quick else 500
     with tempfile.TemporaryDirectory() as cache_dir:
         cold = _child(num_seeds, cache_dir)
         warm = _child(num_seeds, cache_dir)
