@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 RUN_DIR ?= outputs/make-run/$(shell date +%Y%m%d-%H%M%S)
 RESULTS ?= results
 
-.PHONY: run test bench lint format clean
+.PHONY: run test bench bench-quick install-cuda lint format clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,19 @@ run: $(STAMP)
 ## The test suite.
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+## The benchmark suite (not part of `make test`): results/bench.csv and .md.
+bench: $(STAMP)
+	$(PY) -m harness.bench --out $(RESULTS)
+
+## The same with fewer seeds and steps, for a check that it runs.
+bench-quick: $(STAMP)
+	$(PY) -m harness.bench --quick --out $(RESULTS)/quick
+
+## CUDA 12 jaxlib in the same environment (needs an NVIDIA driver; see
+## docs/performance.md).
+install-cuda: $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,launchers,cuda]'
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -84,6 +84,61 @@ JOBS = {
 }
 
 
+MEMORY_ENV = {
+    "preallocate": "XLA_PYTHON_CLIENT_PREALLOCATE",
+    "fraction": "XLA_PYTHON_CLIENT_MEM_FRACTION",
+}
+
+
+def configure_device_memory(cfg: dict) -> None:
+    """Sets JAX's accelerator-memory variables from ``device_memory``.
+
+    They take effect only if JAX has not yet started a backend in this process,
+    which is the case at the start of every job a launcher runs in a fresh
+    process (joblib, submitit). Variables already in the environment win, so a
+    launcher's ``env`` or ``setup`` can override them. They do nothing on CPU.
+    """
+    settings = cfg or {}
+    preallocate = settings.get("preallocate")
+    if preallocate is not None:
+        if not isinstance(preallocate, bool):
+            raise ConfigError(
+                f"device_memory.preallocate={preallocate!r} is not allowed: "
+                "expected true, false or null"
+            )
+        os.environ.setdefault(MEMORY_ENV["preallocate"], str(preallocate).lower())
+    fraction = settings.get("fraction")
+    if fraction is not None:
+        if isinstance(fraction, bool) or not (
+            isinstance(fraction, (int, float)) and 0 < fraction <= 1
+        ):
+            raise ConfigError(
+                f"device_memory.fraction={fraction!r} is not allowed: expected "
+                "null or a number in (0, 1]"
+            )
+        os.environ.setdefault(MEMORY_ENV["fraction"], f"{float(fraction):g}")
+
+
+def configure_compilation_cache(cache_dir) -> str | None:
+    """Turns on JAX's persistent compilation cache in ``cache_dir`` (``None``: off).
+
+    Every program is cached, however small or quick to compile, so that jobs in
+    later processes (a launcher's workers, the next sweep) skip XLA's compile.
+    """
+    if cache_dir is None:
+        return None
+    if not isinstance(cache_dir, str) or not cache_dir.strip():
+        raise ConfigError(
+            f"compilation_cache_dir={cache_dir!r} is not allowed: expected a "
+            "directory path or null (no persistent cache)"
+        )
+    path = str(Path(cache_dir).expanduser().resolve())
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return path
+
+
 def run_job(cfg: DictConfig, output_dir: str | Path) -> Path:
     """Validates ``cfg``, runs its experiment and writes the record.
 
@@ -91,9 +146,11 @@ def run_job(cfg: DictConfig, output_dir: str | Path) -> Path:
     """
     # JAX reports each accelerator plugin it does not find at INFO level.
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
-    jax.config.update("jax_enable_x64", True)
     container = OmegaConf.to_container(cfg, resolve=True)
+    configure_device_memory(container.get("device_memory"))
+    jax.config.update("jax_enable_x64", True)
     experiment = check_choice(container.get("experiment"), "experiment", EXPERIMENTS)
+    configure_compilation_cache(container.get("compilation_cache_dir"))
     settings, model, work = JOBS[experiment](container)
 
     device = jax.devices()[0]

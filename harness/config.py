@@ -7,6 +7,7 @@ value given and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import jax.numpy as jnp
 
@@ -44,10 +45,48 @@ class RunSettings:
     seed: int
     precision: str
     variational: VariationalSettings
+    memory_budget: int | None = None
 
     @property
     def dtype(self):
         return PRECISIONS[self.precision]
+
+
+BYTE_UNITS = {
+    "": 1,
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "KiB": 2**10,
+    "MiB": 2**20,
+    "GiB": 2**30,
+    "TiB": 2**40,
+}
+_BYTES = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*$")
+
+
+def parse_bytes(value, key: str) -> int | None:
+    """``"2GiB"``, ``"512MB"`` or a whole number of bytes; ``None`` stays ``None``."""
+    if value is None:
+        return None
+    allowed = (
+        "null, a positive number of bytes, or a size such as 2GiB or 512MB "
+        f"(units: {', '.join(u for u in BYTE_UNITS if u)})"
+    )
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}={value!r} is not allowed: expected {allowed}")
+    if isinstance(value, int):
+        number, unit = value, ""
+    else:
+        match = _BYTES.match(str(value))
+        if match is None or match.group(2) not in BYTE_UNITS:
+            raise ConfigError(f"{key}={value!r} is not allowed: expected {allowed}")
+        number, unit = float(match.group(1)), match.group(2)
+    size = int(number * BYTE_UNITS[unit])
+    if size < 1:
+        raise ConfigError(f"{key}={value!r} is not allowed: expected {allowed}")
+    return size
 
 
 def variational_settings(cfg, key: str = "variational") -> VariationalSettings:
@@ -151,4 +190,5 @@ def run_settings(cfg, allowed_estimators) -> RunSettings:
         seed=seed,
         precision=precision,
         variational=variational_settings(cfg.get("variational") or {}),
+        memory_budget=parse_bytes(cfg.get("memory_budget"), "memory_budget"),
     )

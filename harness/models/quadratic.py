@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from harness.errors import check_bool, check_float, check_int
 from harness.models.base import Model
@@ -24,7 +25,11 @@ def precision_matrix(
     if not rotate:
         return np.diag(eigenvalues)
     rng = np.random.default_rng(seed)
-    q, r = np.linalg.qr(rng.standard_normal((dim, dim)))
+    # One BLAS thread: once JAX's CPU runtime holds the cores, a threaded
+    # OpenBLAS QR at d = 1000 runs some 30× slower; one thread also makes P
+    # the same on every machine.
+    with threadpool_limits(1, user_api="blas"):
+        q, r = np.linalg.qr(rng.standard_normal((dim, dim)))
     q = q * np.sign(np.diagonal(r))  # Haar-distributed orthogonal matrix
     return (q * eigenvalues) @ q.T
 
