@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-RUN_DIR ?= outputs/make-run/$(shell date +%Y%m%d-%H%M%S)
+RUN_STAMP := $(shell date +%Y%m%d-%H%M%S)
+RUN_DIR ?= outputs/make-run/$(RUN_STAMP)
 RESULTS ?= results
 
-.PHONY: run test bench bench-quick install-cuda lint format clean
+.PHONY: run study sweeps study-sweeps test bench bench-quick install-cuda lint format clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +19,22 @@ $(STAMP): pyproject.toml constraints.txt
 ## variance on the quadratic grid and logistic regression; convergence on both
 ## models (fewer seeds on logistic, whose Monte Carlo ELBO dominates the cost on
 ## a CPU); theory against practice on eight schools and the mixed model.
-run: $(STAMP)
+run: sweeps
+	$(PY) -m harness.reduce $(RUN_DIR) --out $(RESULTS)
+	$(PY) experiments/level_and_gradient.py --out $(RESULTS)
+	@echo "records: $(RUN_DIR)"
+	@echo "tables:  $(RESULTS)/variance_table.md, $(RESULTS)/variance_table.csv"
+	@echo "         $(RESULTS)/convergence_table.md, $(RESULTS)/convergence_table.csv"
+	@echo "theory:  $(RESULTS)/theory_vs_practice.md, $(RESULTS)/figures/theory_vs_practice.png"
+
+## Everything in `make run`, plus the theory check on logistic regression and
+## the network and the data-size sweep (about ten minutes more on two cores).
+study: sweeps study-sweeps
+	$(PY) -m harness.reduce $(RUN_DIR) --out $(RESULTS)
+	$(PY) experiments/level_and_gradient.py --out $(RESULTS)
+	@echo "records: $(RUN_DIR); tables and figures: $(RESULTS)/"
+
+sweeps: $(STAMP)
 	$(PY) -m harness +sweep=quadratic_grid hydra.sweep.dir=$(RUN_DIR)/quadratic
 	$(PY) -m harness +sweep=real_data hydra.sweep.dir=$(RUN_DIR)/logistic
 	$(PY) -m harness +sweep=convergence_default model.rotate=true \
@@ -27,12 +43,13 @@ run: $(STAMP)
 		num_seeds=64 hydra.sweep.dir=$(RUN_DIR)/convergence_logistic
 	$(PY) -m harness +sweep=theory_check model=eight_schools,glmm \
 		theory_check.num_steps=200 hydra.sweep.dir=$(RUN_DIR)/theory_check
-	$(PY) -m harness.reduce $(RUN_DIR) --out $(RESULTS)
-	$(PY) experiments/level_and_gradient.py --out $(RESULTS)
-	@echo "records: $(RUN_DIR)"
-	@echo "tables:  $(RESULTS)/variance_table.md, $(RESULTS)/variance_table.csv"
-	@echo "         $(RESULTS)/convergence_table.md, $(RESULTS)/convergence_table.csv"
-	@echo "theory:  $(RESULTS)/theory_vs_practice.md, $(RESULTS)/figures/theory_vs_practice.png"
+
+study-sweeps: $(STAMP)
+	$(PY) -m harness +sweep=theory_check model=logistic,bnn \
+		hydra.sweep.dir=$(RUN_DIR)/theory_check_more
+	$(PY) -m harness +sweep=theory_check model=eight_schools \
+		model.parameterization=centered hydra.sweep.dir=$(RUN_DIR)/theory_check_centered
+	$(PY) -m harness +sweep=data_size hydra.sweep.dir=$(RUN_DIR)/data_size
 
 ## The test suite.
 test: $(STAMP)
