@@ -34,7 +34,7 @@ import optax
 import pandas as pd
 
 from harness import estimators as estimators_lib
-from harness import stats, theory, variance, variational
+from harness import theory, variance, variational
 from harness.config import RunSettings
 from harness.errors import ConfigError, check_choice, check_float, check_int
 from harness.models import Model
@@ -277,7 +277,9 @@ def run(
             for name in names
             if name in theory.THEORY_ESTIMATORS
         }
-        table = point_table(model, names, params, parameterization, moments, predicted)
+        table = variance.component_table(
+            names, params, parameterization, moments, predicted
+        )
         table["model_label"] = model.name
         table["path_point"] = fraction
         table["step"] = step
@@ -296,33 +298,3 @@ def run(
             table["compute_seconds"].iloc[0],
         )
     return pd.concat(tables, ignore_index=True)
-
-
-def point_table(model, names, params, parameterization, moments, predicted):
-    """Rows of one path point: estimator × block × component."""
-    mc_variance = np.asarray(stats.variance(moments))
-    mc_variance_se = np.asarray(stats.variance_standard_error(moments))
-    grad_mean = np.asarray(moments.mean)
-    std = np.asarray(variational.std_dev(params, parameterization))
-    rows = []
-    for e, name in enumerate(names):
-        for b, block in enumerate(variance.BLOCKS):
-            block_params = np.asarray(params[b])
-            prediction = np.asarray(predicted[name][b]) if name in predicted else None
-            for i in range(model.dim):
-                rows.append(
-                    {
-                        "estimator": name,
-                        "block": block,
-                        "component": i,
-                        "param_value": float(block_params[i]),
-                        "std": float(std[i]),
-                        "grad_mean": grad_mean[e, b, i],
-                        "mc_variance": mc_variance[e, b, i],
-                        "mc_variance_se": mc_variance_se[e, b, i],
-                        "theory_variance": (
-                            float(prediction[i]) if prediction is not None else np.nan
-                        ),
-                    }
-                )
-    return pd.DataFrame(rows)

@@ -329,6 +329,51 @@ def exact_gradient(model: Model, params, parameterization: str):
     return jax.grad(elbo)(params64)
 
 
+def component_table(
+    names, params, parameterization: str, moments, predicted, true_grad=None
+) -> pd.DataFrame:
+    """One row per estimator × block × component of measured moments.
+
+    Args:
+      names: the estimators, in the order of the moments' first axis.
+      params: the evaluation point.
+      parameterization: of ``params``.
+      moments: :class:`harness.stats.Moments` of shape ``(E, 2, d)``.
+      predicted: closed-form variances by estimator name (missing: NaN).
+      true_grad: the exact gradient, or ``None`` where unknown (NaN).
+    """
+    num_estimators, num_blocks, dim = moments.mean.shape
+    shape = (num_estimators, num_blocks, dim)
+    nan = np.full((num_blocks, dim), np.nan)
+    exact = nan if true_grad is None else np.stack([np.asarray(g) for g in true_grad])
+    theory_rows = np.stack(
+        [
+            np.stack([np.asarray(v) for v in predicted[n]]) if n in predicted else nan
+            for n in names
+        ]
+    )
+    values = np.stack([np.asarray(p) for p in params])
+    std = np.asarray(variational.std_dev(params, parameterization))
+    index = np.indices(shape).reshape(3, -1)
+    return pd.DataFrame(
+        {
+            "estimator": np.asarray(names)[index[0]],
+            "block": np.asarray(BLOCKS)[index[1]],
+            "component": index[2],
+            "param_value": np.broadcast_to(values, shape).ravel(),
+            "std": np.broadcast_to(std, shape).ravel(),
+            "grad_mean": np.asarray(moments.mean).ravel(),
+            "grad_mean_se": np.asarray(stats.mean_standard_error(moments)).ravel(),
+            "grad_true": np.broadcast_to(exact, shape).ravel(),
+            "mc_variance": np.asarray(stats.variance(moments)).ravel(),
+            "mc_variance_se": np.asarray(
+                stats.variance_standard_error(moments)
+            ).ravel(),
+            "theory_variance": theory_rows.ravel(),
+        }
+    )
+
+
 def run(model: Model, settings: RunSettings, *, progress: bool = False) -> pd.DataFrame:
     """Runs one variance job and returns its tidy table.
 
@@ -374,40 +419,9 @@ def run(model: Model, settings: RunSettings, *, progress: bool = False) -> pd.Da
     quad, predicted = theory_variances(model, params, settings, names)
     true_grad = exact_gradient(model, params, vsettings.parameterization)
 
-    grad_mean = np.asarray(moments.mean)
-    grad_mean_se = np.asarray(stats.mean_standard_error(moments))
-    mc_variance = np.asarray(stats.variance(moments))
-    mc_variance_se = np.asarray(stats.variance_standard_error(moments))
-    std = np.asarray(variational.std_dev(params, vsettings.parameterization))
-    rows = []
-    for e, name in enumerate(names):
-        for b, block in enumerate(BLOCKS):
-            block_params = np.asarray(params[b])
-            for i in range(model.dim):
-                rows.append(
-                    {
-                        "estimator": name,
-                        "block": block,
-                        "component": i,
-                        "param_value": float(block_params[i]),
-                        "std": float(std[i]),
-                        "grad_mean": grad_mean[e, b, i],
-                        "grad_mean_se": grad_mean_se[e, b, i],
-                        "grad_true": (
-                            float(np.asarray(true_grad[b])[i])
-                            if true_grad is not None
-                            else np.nan
-                        ),
-                        "mc_variance": mc_variance[e, b, i],
-                        "mc_variance_se": mc_variance_se[e, b, i],
-                        "theory_variance": (
-                            float(np.asarray(predicted[name][b])[i])
-                            if name in predicted
-                            else np.nan
-                        ),
-                    }
-                )
-    table = pd.DataFrame(rows)
+    table = component_table(
+        names, params, vsettings.parameterization, moments, predicted, true_grad
+    )
     table["level"] = float(quad.level)
     table["compute_seconds"] = compute_seconds
     table["chunk_size_used"] = chunk_size
