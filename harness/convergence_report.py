@@ -30,7 +30,7 @@ import pandas as pd
 
 from harness import records
 from harness.reduce import swept_settings
-from harness.tables import markdown_table, write_csv
+from harness.tables import markdown_table, pyplot, save_figure, write_csv
 
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 QUANTITIES = ("elbo", "gap", "mean_distance", "log_scale_distance", "kl")
@@ -250,11 +250,7 @@ def _gap_floor(values: np.ndarray) -> float:
 
 def convergence_figures(traces, best, settings, out: Path) -> list[Path]:
     """``convergence_<model>.png``: median gap against step, IQR band, log y."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     candidates = [c for c in settings if c not in ("model.name", "optim.learning_rate")]
     gaps = traces[traces["quantity"] == "gap"]
     extra = [] if "tolerance" in gaps.columns else ["tolerance"]
@@ -312,13 +308,9 @@ def convergence_figures(traces, best, settings, out: Path) -> list[Path]:
         for ax in axes.ravel()[len(panels) :]:
             ax.set_visible(False)
         fig.suptitle(f"Convergence on the {model_name} model")
-        path = out / "figures" / f"convergence_{model_name}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        fig.savefig(tmp, dpi=120)
-        plt.close(fig)
-        tmp.replace(path)
-        written.append(path)
+        written.append(
+            save_figure(fig, out / "figures" / f"convergence_{model_name}.png")
+        )
     return written
 
 

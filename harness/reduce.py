@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from harness import records
-from harness.tables import format_value, markdown_table, write_csv
+from harness.tables import format_value, markdown_table, pyplot, save_figure, write_csv
 from harness.theory_tables import reduce_theory_check
 
 log = logging.getLogger("harness.reduce")
@@ -166,11 +166,7 @@ def variance_figure(table: pd.DataFrame, path: Path) -> Path | None:
 
     One colour per estimator and one marker per model.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     known = table.dropna(subset=["theory_variance"])
     known = known[(known["theory_variance"] > 0) & (known["mc_variance"] > 0)]
     if known.empty:
@@ -203,12 +199,7 @@ def variance_figure(table: pd.DataFrame, path: Path) -> Path | None:
         ax.set_ylabel("measured variance")
         ax.set_title(f"{block} block")
         ax.legend()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path)
 
 
 def reduce_variance(frame: pd.DataFrame, out: Path) -> list[Path]:

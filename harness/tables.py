@@ -35,3 +35,24 @@ def write_csv(path: Path, frame: pd.DataFrame) -> Path:
     """Writes ``frame`` as CSV, atomically."""
     atomic_write_text(path, frame.to_csv(index=False))
     return Path(path)
+
+
+def pyplot():
+    """matplotlib's pyplot on the non-interactive Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: Path, dpi: int = 120) -> Path:
+    """Saves ``fig`` as a PNG at ``path`` through a temporary file, and closes it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=dpi)
+    pyplot().close(fig)
+    tmp.replace(path)
+    return path

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from harness import records
-from harness.tables import markdown_table, write_csv
+from harness.tables import markdown_table, pyplot, save_figure, write_csv
 
 # Settings of the model group that do not tell two variants of a model apart.
 NOT_VARIANTS = {"model.name", "model.seed", "model.label", "model.target"}
@@ -136,26 +136,9 @@ def theory_markdown(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    tmp.replace(path)
-    return path
-
-
 def theory_figure(frame: pd.DataFrame, path: Path) -> Path | None:
     """Measured against predicted variance, log-log, one panel per model."""
-    plt = _pyplot()
+    plt = pyplot()
     frame = frame.copy()
     frame["model"] = model_labels(frame)
     known = frame.dropna(subset=["theory_variance"])
@@ -211,8 +194,7 @@ def theory_figure(frame: pd.DataFrame, path: Path) -> Path | None:
         "component (circles: mean block, triangles: scale block)",
         fontsize=10,
     )
-    _save(fig, path)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 
@@ -253,7 +235,7 @@ def data_size_table(frame: pd.DataFrame) -> pd.DataFrame | None:
 
 def data_size_figure(table: pd.DataFrame, path: Path) -> Path:
     """sf/rp and measured/predicted against ``N`` at the first and last path point."""
-    plt = _pyplot()
+    plt = pyplot()
     table = table[table["num_data"] != "all"].copy()
     table["rows"] = table["num_data"].astype(int)
     points = sorted(table["path_point"].unique())
@@ -299,8 +281,7 @@ def data_size_figure(table: pd.DataFrame, path: Path) -> Path:
     right.axhline(1.0, color="black", lw=1)
     right.set_ylabel("median of measured / predicted variance")
     fig.suptitle("Logistic regression on breast_cancer against data size", fontsize=10)
-    _save(fig, path)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 
