@@ -41,6 +41,12 @@ sweeps: $(STAMP)
 		model.condition_number=10 hydra.sweep.dir=$(RUN_DIR)/convergence_quadratic
 	$(PY) -m harness +sweep=convergence_default model=logistic model.num_data=100 \
 		num_seeds=64 hydra.sweep.dir=$(RUN_DIR)/convergence_logistic
+	$(PY) -m harness +sweep=convergence_default estimators=[rp] num_samples=1 \
+		model.rotate=true model.condition_number=10 \
+		hydra.sweep.dir=$(RUN_DIR)/convergence_quadratic_rp1
+	$(PY) -m harness +sweep=convergence_default estimators=[rp] num_samples=1 \
+		model=logistic model.num_data=100 num_seeds=64 \
+		hydra.sweep.dir=$(RUN_DIR)/convergence_logistic_rp1
 	$(PY) -m harness +sweep=theory_check model=eight_schools,glmm \
 		theory_check.num_steps=200 hydra.sweep.dir=$(RUN_DIR)/theory_check
 

@@ -184,13 +184,44 @@ def equal_cost_table(best: pd.DataFrame, settings: list[str]) -> pd.DataFrame:
     return table
 
 
+def against_one_sample_pathwise(best: pd.DataFrame, settings: list[str]):
+    """Each estimator at its ``S`` against ``rp`` with ``S = 1``, both at their best η.
+
+    ``gap_over_rp_s1`` above one means that the estimator, with ``S`` times the
+    model evaluations per step, still ends further from the reference than the
+    one-sample pathwise estimator. Empty when no ``rp`` run has ``S = 1``.
+    """
+    others = [c for c in settings if c not in ("optim.learning_rate", "num_samples")]
+    one_sample = best[(best["estimator"] == "rp") & (best["num_samples"] == 1)]
+    if one_sample.empty:
+        return pd.DataFrame()
+    reference = one_sample[[*others, "final_gap_median"]].rename(
+        columns={"final_gap_median": "rp_s1_final_gap_median"}
+    )
+    rows = best[~((best["estimator"] == "rp") & (best["num_samples"] == 1))]
+    table = rows.merge(reference, on=others, how="inner")
+    table["gap_over_rp_s1"] = (
+        table["final_gap_median"] / table["rp_s1_final_gap_median"]
+    )
+    columns = [
+        *others,
+        "estimator",
+        "num_samples",
+        "grad_evals_per_step",
+        "final_gap_median",
+        "rp_s1_final_gap_median",
+        "gap_over_rp_s1",
+    ]
+    return table[columns]
+
+
 def _shown(frame: pd.DataFrame, columns) -> pd.DataFrame:
     """``columns`` of ``frame``, without those that are empty throughout."""
     columns = [c for c in dict.fromkeys(columns) if c in frame.columns]
     return frame[columns].dropna(axis=1, how="all")
 
 
-def convergence_markdown(summary, best, equal_cost, settings) -> str:
+def convergence_markdown(summary, best, equal_cost, settings, one_sample=None):
     """Per model: best learning rates, equal cost, then every run."""
     tolerance = ", ".join(f"{t:g}" for t in sorted(summary["tolerance"].unique()))
     columns = [*settings, "estimator", *SUMMARY_COLUMNS]
@@ -234,11 +265,31 @@ def convergence_markdown(summary, best, equal_cost, settings) -> str:
             "samples per step trade against cost.",
             "",
             markdown_table(_shown(here(equal_cost), equal_cost.columns)),
+        ]
+        if one_sample is not None and not here_or_empty(one_sample, model_name).empty:
+            part = here_or_empty(one_sample, model_name)
+            lines += [
+                "### Against the one-sample pathwise estimator",
+                "",
+                "Each estimator with its S draws per step against `rp` with one, "
+                "both at their best learning rate: `gap_over_rp_s1` above 1 "
+                "means S times the model evaluations still end further from "
+                "the reference.",
+                "",
+                markdown_table(_shown(part, part.columns)),
+            ]
+        lines += [
             "### Every run",
             "",
             markdown_table(_shown(here(summary), columns)),
         ]
     return "\n".join(lines)
+
+
+def here_or_empty(frame: pd.DataFrame, model_name: str) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    return frame[frame["model.name"] == model_name]
 
 
 def _gap_floor(values: np.ndarray) -> float:
@@ -323,11 +374,12 @@ def reduce_convergence(frame: pd.DataFrame, out: Path) -> list[Path]:
     traces = convergence_traces(frame, settings)
     best = best_learning_rates(summary, settings)
     equal_cost = equal_cost_table(best, settings)
+    one_sample = against_one_sample_pathwise(best, settings)
 
     written = [write_csv(out / "convergence_table.csv", summary)]
     md = out / "convergence_table.md"
     records.atomic_write_text(
-        md, convergence_markdown(summary, best, equal_cost, settings)
+        md, convergence_markdown(summary, best, equal_cost, settings, one_sample)
     )
     written.append(md)
     written.append(

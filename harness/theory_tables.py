@@ -18,6 +18,7 @@ From the records of ``experiment=theory_check`` jobs it writes, under ``OUT``:
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +137,11 @@ def theory_markdown(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def natural_order(label: str):
+    """Sort key that orders ``num_data=40`` before ``num_data=160``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", label)]
+
+
 def theory_figure(frame: pd.DataFrame, path: Path) -> Path | None:
     """Measured against predicted variance, log-log, one panel per model."""
     plt = pyplot()
@@ -145,7 +151,7 @@ def theory_figure(frame: pd.DataFrame, path: Path) -> Path | None:
     known = known[(known["theory_variance"] > 0) & (known["mc_variance"] > 0)]
     if known.empty:
         return None
-    models = sorted(known["model"].unique())
+    models = sorted(known["model"].unique(), key=natural_order)
     columns = min(3, len(models))
     rows = -(-len(models) // columns)
     fig, axes = plt.subplots(

@@ -136,3 +136,27 @@ def test_summary_leaves_diverged_seeds_out_and_counts_them():
     assert row["reached_fraction"] == 0.5  # two of four got within 0.5
     assert row["steps_to_tol_median"] == np.inf  # half never did
     assert row["final_elbo_median"] == pytest.approx(-0.3)
+
+
+def test_against_one_sample_pathwise_pairs_each_estimator_with_rp_at_one_draw():
+    import pandas as pd
+
+    from harness.convergence_report import against_one_sample_pathwise
+
+    best = pd.DataFrame(
+        {
+            "model.name": ["quadratic"] * 4,
+            "model.dim": [3, 3, 3, 5],
+            "estimator": ["rp", "sf", "rp", "sf"],
+            "num_samples": [1, 10, 10, 10],
+            "optim.learning_rate": [0.1, 0.01, 0.1, 0.01],
+            "grad_evals_per_step": [1, 10, 10, 10],
+            "final_gap_median": [0.2, 3.0, 0.05, 7.0],
+        }
+    )
+    settings = ["model.name", "model.dim", "num_samples", "optim.learning_rate"]
+    table = against_one_sample_pathwise(best, settings)
+    # d = 5 has no one-sample rp run, so only the d = 3 rows are compared.
+    assert list(table["estimator"]) == ["sf", "rp"]
+    assert list(table["gap_over_rp_s1"]) == [3.0 / 0.2, 0.05 / 0.2]
+    assert against_one_sample_pathwise(best[best["num_samples"] == 10], settings).empty
