@@ -48,7 +48,7 @@ sweeps: $(STAMP)
 		model=logistic model.num_data=100 num_seeds=64 \
 		hydra.sweep.dir=$(RUN_DIR)/convergence_logistic_rp1
 	$(PY) -m harness +sweep=theory_check model=eight_schools,glmm \
-		theory_check.num_steps=200 hydra.sweep.dir=$(RUN_DIR)/theory_check
+		hydra.sweep.dir=$(RUN_DIR)/theory_check
 
 study-sweeps: $(STAMP)
 	$(PY) -m harness +sweep=theory_check model=logistic,bnn \
