@@ -173,6 +173,9 @@ def run_job(cfg: DictConfig, output_dir: str | Path) -> Path:
 
     meta = records.provenance(settings.seed)
     flat = records.flatten(container)
+    # The model's own name (a custom builder's, a NumPyro model's label)
+    # rather than the config group that built it.
+    flat["model.name"] = model.name
     for key, value in {**flat, **meta}.items():
         if key not in table.columns:
             table[key] = value

@@ -124,7 +124,7 @@ def _not_allowed(name, allowed, experiment) -> str:
             "variance of a single step is not defined without an optimization "
             "history"
         )
-    return message + f"; expected names from {', '.join(allowed)}"
+    return message + f"; expected all, or names from {', '.join(allowed)}"
 
 
 def resolve_estimators(

@@ -56,10 +56,22 @@ PROVENANCE = {
 
 
 def load_records(root: Path) -> pd.DataFrame:
-    """Concatenates every record under ``root``, tagging rows with their job."""
+    """Concatenates every record under ``root``, tagging rows with their job.
+
+    A file that cannot be read as a record (truncated, corrupt, or without an
+    ``experiment`` column) is skipped with a warning that names it, so that one
+    broken job does not hide the others.
+    """
     frames = []
     for path in records.find_records(root):
-        table, _ = records.read_record(path)
+        try:
+            table, _ = records.read_record(path)
+        except Exception as error:  # pyarrow raises several types for bad files
+            log.warning("skipped %s: not a readable record (%s)", path, error)
+            continue
+        if "experiment" not in table.columns or table.empty:
+            log.warning("skipped %s: not a harness record (no experiment)", path)
+            continue
         table.insert(0, "job", str(path.parent.relative_to(root)) or ".")
         frames.append(table)
     if not frames:
@@ -91,7 +103,9 @@ def swept_settings(frame: pd.DataFrame) -> list[str]:
 def variance_table(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """The long variance table with ratios to ``rp`` on the same job and component."""
     settings = swept_settings(frame)
-    table = frame[["job", *settings, *ROW_COLUMNS]].copy()
+    # Columns that are empty throughout (no model with a known gradient, say)
+    # may have been dropped; they come back as NaN.
+    table = frame.reindex(columns=["job", *settings, *ROW_COLUMNS]).copy()
     keys = ["job", "block", "component"]
     rp = table[table["estimator"] == "rp"][
         [*keys, "mc_variance", "theory_variance"]
@@ -153,7 +167,8 @@ def variance_markdown(summaries: dict[str, pd.DataFrame]) -> str:
         "job, block and component: the median and the maximum over components. The "
         "first number is measured over the seeds; the one in brackets is predicted "
         "by the closed forms under the local quadratic expansion (none for "
-        "`sf_loo`). Columns before `block` are the settings that vary between jobs.",
+        "`sf_loo` and `sf_cv`). Columns before `block` are the settings that "
+        "vary between jobs.",
         "",
     ]
     for model, summary in summaries.items():
@@ -253,7 +268,10 @@ def main(argv=None) -> int:
     )
     parser.add_argument("dir", type=Path, help="directory searched for records")
     parser.add_argument(
-        "--out", type=Path, default=Path("results"), help="output directory"
+        "--out",
+        type=Path,
+        default=Path("results"),
+        help="output directory (default: results)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

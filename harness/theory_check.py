@@ -93,6 +93,13 @@ def path_settings(cfg, key: str = "theory_check") -> PathSettings:
         fractions.append(fraction)
     if len(set(fractions)) != len(fractions):
         raise ConfigError(f"{key}.path_points={points!r} is not allowed: {allowed}")
+    steps = [round(f * num_steps) for f in fractions]
+    if len(set(steps)) != len(steps):
+        raise ConfigError(
+            f"{key}.path_points={points!r} is not allowed with "
+            f"{key}.num_steps={num_steps}: they fall on steps {steps}, some "
+            "twice; expected fractions that round to distinct steps"
+        )
     start = check_choice(cfg.get("start"), f"{key}.start", STARTS)
     dense_max = check_int(
         cfg.get("dense_hessian_max_dim"), f"{key}.dense_hessian_max_dim", 0

@@ -424,5 +424,7 @@ def run(model: Model, settings: RunSettings, *, progress: bool = False) -> pd.Da
     )
     table["level"] = float(quad.level)
     table["compute_seconds"] = compute_seconds
-    table["chunk_size_used"] = chunk_size
+    table["chunk_size_used"] = _round_up(
+        min(chunk_size, settings.num_seeds), len(jax.local_devices())
+    )
     return table

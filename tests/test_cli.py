@@ -150,3 +150,39 @@ def test_named_sweep_and_reducer_columns(tmp_path):
 
 def test_reducer_refuses_an_empty_directory(tmp_path):
     assert reduce.main([str(tmp_path)]) == 2
+
+
+def test_reducer_handles_models_without_a_known_gradient(tmp_path):
+    cfg = base_config(num_seeds=40)
+    cfg["model"] = {
+        "name": "logistic",
+        "dataset": "breast_cancer",
+        "num_data": 50,
+        "prior_scale": 1.0,
+        "seed": 0,
+        "backend": "jax",
+    }
+    app.run_job(OmegaConf.create(cfg), tmp_path / "runs" / "logistic")
+    reduce.reduce(tmp_path / "runs", tmp_path / "out")
+    csv = pd.read_csv(tmp_path / "out" / "variance_table.csv")
+    assert csv["grad_true"].isna().all()
+    assert (csv.loc[csv["estimator"] == "rp", "ratio_to_rp"] == 1.0).all()
+
+
+def test_reducer_skips_unreadable_records(tmp_path, caplog):
+    app.run_job(OmegaConf.create(base_config(num_seeds=20)), tmp_path / "runs" / "good")
+    for name, payload in (("corrupt", b"garbage"), ("empty", b"")):
+        (tmp_path / "runs" / name).mkdir()
+        (tmp_path / "runs" / name / "record.parquet").write_bytes(payload)
+    with caplog.at_level("WARNING", logger="harness.reduce"):
+        written = reduce.reduce(tmp_path / "runs", tmp_path / "out")
+    assert any(p.name == "variance_table.csv" for p in written)
+    skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(skipped) == 2 and any("corrupt" in m for m in skipped)
+
+
+def test_records_are_readable_by_others_under_the_umask(tmp_path):
+    path = app.run_job(OmegaConf.create(base_config(num_seeds=20)), tmp_path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -60,7 +60,7 @@ def test_the_variance_experiment_refuses_sf_ma_saying_why():
         run_settings(cfg, VARIANCE_ESTIMATORS)
     text = str(error.value)
     assert "estimators: 'sf_ma' is not allowed in the variance experiment" in text
-    assert "carries a state" in text and "expected names from rp" in text
+    assert "carries a state" in text and "names from rp" in text
 
 
 def test_the_variance_experiment_accepts_sf_cv():

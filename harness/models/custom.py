@@ -17,8 +17,16 @@ from harness.models.numpyro_adapter import import_target
 
 def build(cfg, dtype) -> Model:
     """Imports ``model.target`` and builds the model with it."""
-    builder = import_target(cfg.get("target"))
-    model = builder(cfg, dtype)
+    target = cfg.get("target")
+    builder = import_target(target)
+    try:
+        model = builder(cfg, dtype)
+    except TypeError as error:
+        raise ConfigError(
+            f"model.target={target!r} is not allowed: calling it as "
+            f"builder(cfg, dtype) failed ({error}); expected a builder "
+            "(cfg, dtype) -> harness.models.Model"
+        ) from None
     if not isinstance(model, Model):
         raise ConfigError(
             f"model.target={cfg.get('target')!r} is not allowed: it returned "
