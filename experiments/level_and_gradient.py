@@ -102,6 +102,13 @@ def main() -> None:
         ax.set_xlabel(label)
         ax.set_ylabel("Var sf / Var rp (mean block, median)")
         ax.legend()
+    axes[0].set_title("level grows, gradient zero (μ = θ*)")
+    axes[1].set_title("gradient grows, level zero")
+    fig.suptitle(
+        "Score function against pathwise: rotated quadratic, d = 5, κ = 10, "
+        "σ = 0.5, S = 1",
+        fontsize=10,
+    )
     figure = args.out / "figures" / "level_and_gradient.png"
     figure.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(figure, dpi=120)

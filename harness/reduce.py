@@ -159,7 +159,26 @@ def variance_summary(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return summaries
 
 
-def variance_markdown(summaries: dict[str, pd.DataFrame]) -> str:
+def fixed_settings(frame: pd.DataFrame) -> dict[str, str]:
+    """Per model, the settings shared by all of its jobs, as ``key=value`` text."""
+    fixed = {}
+    for model, part in frame.groupby("model.name", sort=True):
+        per_job = part.groupby("job").first()
+        shared = [
+            f"`{c}={per_job[c].iloc[0]}`"
+            for c in config_columns(part)
+            if c != "model.name"
+            and c.split(".")[0] not in ("optim", "theory_check", "device_memory")
+            and per_job[c].notna().all()
+            and per_job[c].astype(str).nunique() == 1
+        ]
+        fixed[str(model)] = ", ".join(shared)
+    return fixed
+
+
+def variance_markdown(
+    summaries: dict[str, pd.DataFrame], fixed: dict[str, str] | None = None
+) -> str:
     lines = [
         "# Variance of ELBO-gradient estimators, relative to rp",
         "",
@@ -172,7 +191,10 @@ def variance_markdown(summaries: dict[str, pd.DataFrame]) -> str:
         "",
     ]
     for model, summary in summaries.items():
-        lines += [f"## {model}", "", markdown_table(summary)]
+        lines += [f"## {model}", ""]
+        if fixed and fixed.get(model):
+            lines += [f"Shared by every job: {fixed[model]}.", ""]
+        lines.append(markdown_table(summary))
     return "\n".join(lines)
 
 
@@ -221,7 +243,9 @@ def reduce_variance(frame: pd.DataFrame, out: Path) -> list[Path]:
     table, _ = variance_table(frame)
     written = [write_csv(out / "variance_table.csv", table)]
     md = out / "variance_table.md"
-    records.atomic_write_text(md, variance_markdown(variance_summary(table)))
+    records.atomic_write_text(
+        md, variance_markdown(variance_summary(table), fixed_settings(frame))
+    )
     written.append(md)
     figure = variance_figure(table, out / "figures" / "variance_measured_vs_theory.png")
     if figure is not None:

@@ -252,7 +252,8 @@ def data_size_figure(table: pd.DataFrame, path: Path) -> Path:
     ):
         part = table[(table["path_point"] == point) & (table["block"] == block)]
         part = part.sort_values("rows")
-        label = f"path {point:g}, {block}"
+        where = {0.0: "start", 1.0: "end"}.get(float(point), f"{point:g} of path")
+        label = f"{where}, {block}"
         left.plot(
             part["rows"],
             part["sf_over_rp_measured_median"],
