@@ -133,6 +133,16 @@ def configure_compilation_cache(cache_dir) -> str | None:
             "directory path or null (no persistent cache)"
         )
     path = str(Path(cache_dir).expanduser().resolve())
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        writable = os.access(path, os.W_OK)
+    except OSError:
+        writable = False
+    if not writable:
+        raise ConfigError(
+            f"compilation_cache_dir={cache_dir!r} is not allowed: {path} cannot be "
+            "created or written; expected a writable directory path or null"
+        )
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

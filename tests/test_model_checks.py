@@ -64,3 +64,12 @@ def test_path_points_on_the_same_step_are_refused():
     }
     with pytest.raises(ConfigError, match=r"steps \[0, 0, 1\]"):
         path_settings(cfg)
+
+
+def test_an_unwritable_compilation_cache_is_refused(tmp_path):
+    from harness.app import configure_compilation_cache
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ConfigError, match="compilation_cache_dir="):
+        configure_compilation_cache(str(blocker / "cache"))
