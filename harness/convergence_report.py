@@ -332,9 +332,10 @@ def convergence_figures(traces, best, settings, out: Path) -> list[Path]:
                 line = line.sort_values("step")
                 rate = line["optim.learning_rate"].iloc[0]
                 median = np.maximum(line["q50"].to_numpy(float), floor)
-                (drawn,) = ax.plot(
-                    line["step"], median, lw=1.6, label=f"{name} (η={rate:g})"
-                )
+                label = f"{name} (η={rate:g})"
+                if not np.isfinite(median).any():
+                    label += ": every seed diverged"
+                (drawn,) = ax.plot(line["step"], median, lw=1.6, label=label)
                 ax.fill_between(
                     line["step"],
                     np.maximum(line["q25"].to_numpy(float), floor),
@@ -350,7 +351,8 @@ def convergence_figures(traces, best, settings, out: Path) -> list[Path]:
                 f"{k.removeprefix('model.')}={v}"
                 for k, v in zip(panel_keys, values, strict=True)
             )
-            ax.set_title(title or model_name, fontsize=10)
+            if title:
+                ax.set_title(title, fontsize=10)
             ax.set_yscale("log")
             ax.set_xlabel("optimization step")
             ax.set_ylabel("ELBO gap to reference (nats)")
