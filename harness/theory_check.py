@@ -254,8 +254,6 @@ def run(
         )
     log.info("path: %d steps in %.1f s", path.num_steps, time.perf_counter() - started)
 
-    chunk_size = min(settings.chunk_size, settings.num_seeds)
-    chunk_fn = variance.make_chunk_fn(model, built, settings.num_samples, chunk_size)
     tables = []
     for index, (fraction, step) in enumerate(
         zip(path.path_points, path_steps(path), strict=True)
@@ -268,11 +266,10 @@ def run(
             params,
             num_samples=settings.num_samples,
             num_seeds=settings.num_seeds,
-            chunk_size=chunk_size,
+            chunk_size=settings.chunk_size,
             seed=settings.seed,
             progress=progress,
             rng_key=jax.random.fold_in(measure_key, index),
-            chunk_fn=chunk_fn,
         )
         quad, route = local_quadratic(
             model, params, parameterization, path.dense_hessian_max_dim

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 from harness import optimizers
+from tests.helpers import QUADRATIC_MODEL, with_overrides
 
 BASE_CONFIG = {
     "experiment": "convergence",
@@ -33,28 +34,13 @@ BASE_CONFIG = {
     "tolerance": 0.1,
     "baseline_decay": 0.9,
     "elbo_samples": 4096,
-    "model": {
-        "name": "quadratic",
-        "dim": 3,
-        "curvature": 1.0,
-        "condition_number": 1.0,
-        "rotate": False,
-        "seed": 0,
-        "log_density_offset": 0.0,
-    },
+    "model": QUADRATIC_MODEL,
 }
 
 
 def config(**changes) -> dict:
     """A copy of :data:`BASE_CONFIG`; ``optim__name="sgd"`` sets ``optim.name``."""
-    cfg = copy.deepcopy(BASE_CONFIG)
-    for key, value in changes.items():
-        *parents, leaf = key.split("__")
-        node = cfg
-        for parent in parents:
-            node = node[parent]
-        node[leaf] = value
-    return cfg
+    return with_overrides(copy.deepcopy(BASE_CONFIG), changes, separator="__")
 
 
 def settings(**changes) -> optimizers.ConvergenceSettings:

@@ -38,6 +38,28 @@ def point(model, parameterization="log_scale", mean_offset=0.3, scale=0.7):
     return variance.evaluation_point(model, settings)
 
 
+QUADRATIC_MODEL = {
+    "name": "quadratic",
+    "dim": 3,
+    "curvature": 1.0,
+    "condition_number": 1.0,
+    "rotate": False,
+    "seed": 0,
+    "log_density_offset": 0.0,
+}
+
+
+def with_overrides(cfg: dict, overrides: dict, separator: str = ".") -> dict:
+    """Sets nested keys of ``cfg`` in place: ``{"model.dim": 5}``; returns it."""
+    for key, value in overrides.items():
+        target = cfg
+        *parents, last = key.split(separator)
+        for parent in parents:
+            target = target[parent]
+        target[last] = value
+    return cfg
+
+
 def base_config(**overrides):
     """A complete, valid run config as a plain dict (as Hydra would resolve it)."""
     cfg = {
@@ -54,23 +76,9 @@ def base_config(**overrides):
             "mean_offset": 0.5,
             "scale": 1.0,
         },
-        "model": {
-            "name": "quadratic",
-            "dim": 3,
-            "curvature": 1.0,
-            "condition_number": 1.0,
-            "rotate": False,
-            "seed": 0,
-            "log_density_offset": 0.0,
-        },
+        "model": dict(QUADRATIC_MODEL),
     }
-    for key, value in overrides.items():
-        target = cfg
-        *parents, last = key.split(".")
-        for parent in parents:
-            target = target[parent]
-        target[last] = value
-    return cfg
+    return with_overrides(cfg, overrides)
 
 
 def compose_config(overrides: list[str]):
